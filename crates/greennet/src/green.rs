@@ -1,0 +1,467 @@
+//! The green core: the one place where a blocking call becomes a parked coroutine.
+//!
+//! Every socket of greennet keeps its file descriptor in non-blocking mode and wraps it in
+//! [`Green`]. A blocking method hands its single syscall to [`Green::io`], which tries it and, on
+//! `WouldBlock`, waits until the descriptor is ready and tries again:
+//!
+//! * inside a coroutine, on may's event loop (the worker thread runs other coroutines meanwhile);
+//! * on a plain thread, in `ppoll(2)`, exactly as a blocking std call would block that thread.
+//!
+//! This module also owns std's timeout rules (an expired timeout is `WouldBlock`) and the
+//! user's own non-blocking flag, which `try_clone`d handles share as they do in std.
+//!
+//! may keeps a single waiter slot per registered descriptor: a second coroutine waiting on the
+//! same registration silently replaces (and loses) the first. So each direction (read, write) of
+//! a handle has its own registration, the write one on a `dup` of the descriptor made the first
+//! time a write has to wait, and within one direction only the coroutine holding that direction's
+//! lock waits on the event loop while the others queue behind it in FIFO order.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use may::io::{CoIo, WaitIo, WaitIoWaker};
+
+/// Which readiness a call waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    /// Readable: `read`, `recv`, `accept`.
+    Read,
+    /// Writable: `write`, `send`, `connect`.
+    Write,
+}
+
+/// The state that `try_clone`d handles share, as the kernel shares it between std's clones.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    nonblocking: AtomicBool,
+    /// Timeouts in nanoseconds; 0 means none (std rejects a zero timeout, so 0 is free).
+    read_timeout: AtomicU64,
+    write_timeout: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn nonblocking(&self) -> bool {
+        self.nonblocking.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.nonblocking.store(on, Ordering::Relaxed);
+    }
+
+    fn timeout_cell(&self, dir: Dir) -> &AtomicU64 {
+        match dir {
+            Dir::Read => &self.read_timeout,
+            Dir::Write => &self.write_timeout,
+        }
+    }
+
+    pub(crate) fn timeout(&self, dir: Dir) -> Option<Duration> {
+        match self.timeout_cell(dir).load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// Stores a timeout, rejecting zero exactly as std does.
+    pub(crate) fn set_timeout(&self, dir: Dir, dur: Option<Duration>) -> io::Result<()> {
+        let ns = match dur {
+            None => 0,
+            Some(d) if d.is_zero() => return Err(zero_timeout()),
+            // Saturate absurdly long timeouts instead of wrapping; 584 years is "forever".
+            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        };
+        self.timeout_cell(dir).store(ns, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// std's error for a zero timeout.
+pub(crate) fn zero_timeout() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "cannot set a 0 duration timeout",
+    )
+}
+
+/// What an expired read or write timeout returns on Linux: the `EAGAIN` std reports.
+fn timed_out() -> io::Error {
+    io::Error::from_raw_os_error(libc::EAGAIN)
+}
+
+/// A descriptor as may's `CoIo` wants it: only its number. The owner closes it.
+#[derive(Debug)]
+struct Fd(RawFd);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// What a handle needs once a coroutine has to wait on it, made on first use.
+struct Waits {
+    /// One lock per direction: its holder is the one coroutine of that direction that waits on
+    /// the event loop; the others queue here, first come first served.
+    turns: [may::sync::Mutex<()>; 2],
+    /// The registration of the handle's own descriptor, used by whichever direction needs it
+    /// first; `owner` says which (0 = free).
+    primary: CoIo<Fd>,
+    owner: AtomicU8,
+    /// A registration of a `dup`, for the other direction while both wait at once. Kept once
+    /// made: a socket that waited both ways at once is likely to do so again.
+    secondary: OnceLock<(CoIo<Fd>, OwnedFd)>,
+}
+
+/// The registration a direction holder waits on, released when dropped.
+enum Claim<'a> {
+    Primary(&'a Waits),
+    Secondary(&'a CoIo<Fd>),
+    /// No second descriptor could be had (the process is out of descriptors).
+    Neither,
+}
+
+impl Claim<'_> {
+    fn io(&self) -> Option<&CoIo<Fd>> {
+        match self {
+            Claim::Primary(waits) => Some(&waits.primary),
+            Claim::Secondary(io) => Some(io),
+            Claim::Neither => None,
+        }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Claim::Primary(waits) = self {
+            waits.owner.store(0, Ordering::Release);
+        }
+    }
+}
+
+impl Waits {
+    fn claim(&self, dir: Dir) -> Claim<'_> {
+        let me = dir as u8 + 1;
+        if self
+            .owner
+            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return Claim::Primary(self);
+        }
+        if let Some((io, _)) = self.secondary.get() {
+            return Claim::Secondary(io);
+        }
+        let made = dup_cloexec(self.primary.as_raw_fd()).and_then(|dup| {
+            let io = CoIo::new(Fd(dup.as_raw_fd())).map_err(io::Error::from)?;
+            Ok((io, dup))
+        });
+        match made {
+            Ok(pair) => {
+                // Only this direction's holder gets here, so the cell is still empty.
+                let _ = self.secondary.set(pair);
+                Claim::Secondary(&self.secondary.get().expect("just set").0)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no second registration; polling for readiness");
+                Claim::Neither
+            }
+        }
+    }
+}
+
+/// Makes a std handle `T` cooperative. Field order matters: the registrations are dropped (and
+/// so removed from the event loop) before `inner` closes the descriptor.
+pub(crate) struct Green<T: AsRawFd> {
+    waits: OnceLock<Waits>,
+    shared: Arc<Shared>,
+    inner: T,
+}
+
+impl<T: AsRawFd> Green<T> {
+    /// Wraps a handle whose descriptor is already in non-blocking mode.
+    pub(crate) fn new(inner: T, shared: Arc<Shared>) -> Self {
+        Green {
+            waits: OnceLock::new(),
+            shared,
+            inner,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Gives the handle back, removing its registrations first.
+    pub(crate) fn into_inner(self) -> T {
+        let Green { waits, inner, .. } = self;
+        drop(waits);
+        inner
+    }
+
+    /// Runs `op` as a blocking call would: retries it until it stops saying `WouldBlock`, parking
+    /// the coroutine (or polling, on a plain thread) in between, within the handle's timeout.
+    #[inline]
+    pub(crate) fn io<R>(&self, dir: Dir, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        match op(&self.inner) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.shared.nonblocking() => {}
+            done => return done,
+        }
+        let deadline = self
+            .shared
+            .timeout(dir)
+            .and_then(|t| Instant::now().checked_add(t));
+        match self.io_until(dir, deadline, op) {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(timed_out()),
+            other => other,
+        }
+    }
+
+    /// The retry loop with an explicit deadline; an expired deadline is `TimedOut` here and each
+    /// caller maps it to the error std gives for that call.
+    pub(crate) fn io_until<R>(
+        &self,
+        dir: Dir,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        if !may::coroutine::is_coroutine() {
+            loop {
+                match op(&self.inner) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    done => return done,
+                }
+                poll(self.inner.as_raw_fd(), dir, deadline)?;
+            }
+        }
+        let waits = self.waits()?;
+        let _turn = waits.turns[dir as usize].lock();
+        let claim = waits.claim(dir);
+        let _alarm = match (deadline, claim.io()) {
+            (Some(d), Some(io)) => Some(alarm::set(d, alarm::Wake::Io(io.waker()))),
+            _ => None,
+        };
+        loop {
+            match op(&self.inner) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            match claim.io() {
+                // Returns at once if an event arrived since the last wait; spurious wakes (the
+                // other direction's events, the alarm) only cost one more try.
+                Some(io) => {
+                    io.wait_io();
+                }
+                None => may::coroutine::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+
+    fn waits(&self) -> io::Result<&Waits> {
+        if let Some(waits) = self.waits.get() {
+            return Ok(waits);
+        }
+        let primary = match CoIo::new(Fd(self.inner.as_raw_fd())).map_err(io::Error::from) {
+            Ok(io) => io,
+            // Another coroutine is registering this descriptor right now; it is about to
+            // publish its registration.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => loop {
+                if let Some(waits) = self.waits.get() {
+                    return Ok(waits);
+                }
+                may::coroutine::yield_now();
+            },
+            Err(e) => return Err(e),
+        };
+        let waits = Waits {
+            turns: [may::sync::Mutex::new(()), may::sync::Mutex::new(())],
+            primary,
+            owner: AtomicU8::new(0),
+            secondary: OnceLock::new(),
+        };
+        let _ = self.waits.set(waits);
+        Ok(self.waits.get().expect("just set"))
+    }
+}
+
+impl<T: AsRawFd + std::fmt::Debug> std::fmt::Debug for Green<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only reads `fd`, which the caller's handle keeps open.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a freshly created descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Sets or clears `O_NONBLOCK` on a descriptor.
+pub(crate) fn set_fd_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    let mut on = libc::c_int::from(on);
+    // SAFETY: FIONBIO reads one int through a valid pointer; `fd` is open (borrowed from a live
+    // handle by every caller).
+    if unsafe { libc::ioctl(fd, libc::FIONBIO, &mut on) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Blocks this (plain) thread until `fd` is ready for `dir` or the deadline passes.
+fn poll(fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+    let events = match dir {
+        Dir::Read => libc::POLLIN,
+        Dir::Write => libc::POLLOUT,
+    };
+    loop {
+        let timeout = match deadline {
+            None => None,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(libc::timespec {
+                    tv_sec: left.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                    tv_nsec: libc::c_long::from(left.subsec_nanos() as i32),
+                }),
+                _ => return Err(io::ErrorKind::TimedOut.into()),
+            },
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let ts = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const _);
+        // SAFETY: one valid pollfd, a valid or null timespec, and a null signal mask.
+        let n = unsafe { libc::ppoll(&mut pfd, 1, ts, std::ptr::null()) };
+        match n {
+            // Ready (or an error/hang-up condition, which the retried syscall will report).
+            1.. => return Ok(()),
+            0 => {} // timed out: the loop rechecks the deadline
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Deadlines for coroutines waiting on the event loop, from one thread of our own.
+///
+/// may's `wait_io` has no timeout, so a waiter with a deadline registers its waker here; when the
+/// deadline passes, the alarm thread wakes it, and the retry loop sees the expired deadline.
+pub(crate) mod alarm {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Whom an alarm wakes.
+    pub(crate) enum Wake {
+        /// A coroutine waiting on the event loop.
+        Io(WaitIoWaker),
+        /// A parked coroutine. Unparked from this (non-worker) thread, it goes through may's
+        /// global queue, which makes its worker also poll for I/O and take new coroutines.
+        Coroutine(may::coroutine::Coroutine),
+    }
+
+    impl Wake {
+        fn wake(self) {
+            match self {
+                Wake::Io(waker) => waker.wakeup(),
+                Wake::Coroutine(co) => co.unpark(),
+            }
+        }
+    }
+
+    struct State {
+        /// Pending alarms by (deadline, id); the id makes equal deadlines distinct.
+        due: BTreeMap<(Instant, u64), Wake>,
+        next_id: u64,
+    }
+
+    struct Alarm {
+        state: Mutex<State>,
+        changed: Condvar,
+    }
+
+    fn alarm() -> &'static Alarm {
+        static ALARM: OnceLock<&'static Alarm> = OnceLock::new();
+        ALARM.get_or_init(|| {
+            let alarm: &'static Alarm = Box::leak(Box::new(Alarm {
+                state: Mutex::new(State {
+                    due: BTreeMap::new(),
+                    next_id: 0,
+                }),
+                changed: Condvar::new(),
+            }));
+            // A plain thread, never a worker: what it wakes is scheduled through may's global
+            // queues (see `Wake::Coroutine`).
+            std::thread::Builder::new()
+                .name("greennet-alarm".into())
+                .spawn(move || alarm.run())
+                .expect("greennet: cannot start the timeout thread");
+            alarm
+        })
+    }
+
+    impl Alarm {
+        fn run(&self) {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                let now = Instant::now();
+                while let Some(entry) = state.due.first_entry() {
+                    if entry.key().0 > now {
+                        break;
+                    }
+                    entry.remove().wake();
+                }
+                state = match state.due.first_key_value() {
+                    Some((&(when, _), _)) => {
+                        let wait = when.saturating_duration_since(now);
+                        self.changed
+                            .wait_timeout(state, wait)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                    None => self.changed.wait(state).unwrap_or_else(|e| e.into_inner()),
+                };
+            }
+        }
+    }
+
+    /// Cancels its alarm when dropped.
+    pub(crate) struct Guard((Instant, u64));
+
+    pub(crate) fn set(deadline: Instant, waker: Wake) -> Guard {
+        let alarm = alarm();
+        let mut state = alarm.state.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (deadline, state.next_id);
+        state.next_id += 1;
+        let earliest = state.due.first_key_value().is_none_or(|(k, _)| key < *k);
+        state.due.insert(key, waker);
+        drop(state);
+        if earliest {
+            alarm.changed.notify_one();
+        }
+        Guard(key)
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let mut state = alarm().state.lock().unwrap_or_else(|e| e.into_inner());
+            state.due.remove(&self.0);
+        }
+    }
+}

@@ -1,0 +1,438 @@
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::green::{self, Dir, Green, Shared};
+
+/// A TCP connection, as `std::net::TcpStream`, whose blocking calls park the coroutine.
+///
+/// ```no_run
+/// use greennet::net::TcpStream;
+/// use std::io::{Read, Write};
+///
+/// let mut stream = TcpStream::connect("127.0.0.1:8000")?;
+/// stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+/// let mut answer = String::new();
+/// stream.read_to_string(&mut answer)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct TcpStream(Green<std::net::TcpStream>);
+
+/// A TCP socket server, as `std::net::TcpListener`, whose `accept` parks the coroutine.
+///
+/// ```no_run
+/// use greennet::net::TcpListener;
+/// use std::io::Write;
+///
+/// let listener = TcpListener::bind("127.0.0.1:8000")?;
+/// for stream in listener.incoming() {
+///     let mut stream = stream?;
+///     greennet::thread::spawn(move || stream.write_all(b"hello\n"));
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct TcpListener(Green<std::net::TcpListener>);
+
+/// An endless iterator over the connections a [`TcpListener`] accepts; see
+/// [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+/// Tries each address `addr` resolves to, in order, and returns the first success or the last
+/// error, as std does for `connect` and `bind`.
+fn each_addr<A: ToSocketAddrs, T>(
+    addr: A,
+    mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for addr in addr.to_socket_addrs()? {
+        match f(&addr) {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        )
+    }))
+}
+
+impl TcpStream {
+    /// Opens a TCP connection to `addr`, trying each address it resolves to in turn.
+    ///
+    /// # Errors
+    ///
+    /// The error of the last address tried, as `std::net::TcpStream::connect`.
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        each_addr(addr, |a| connect_one(a, None))
+    }
+
+    /// Opens a TCP connection to one address, giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero timeout and `TimedOut` when it expires, as std.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(green::zero_timeout());
+        }
+        connect_one(addr, Some(timeout))
+    }
+
+    fn from_nonblocking(std: std::net::TcpStream, shared: Arc<Shared>) -> TcpStream {
+        TcpStream(Green::new(std, shared))
+    }
+
+    /// The address of the remote peer.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().peer_addr()
+    }
+
+    /// The local address of this end of the connection.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
+
+    /// Shuts down the read half, the write half or both; a coroutine blocked reading wakes up.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.0.get_ref().shutdown(how)
+    }
+
+    /// Another handle to the same socket, sharing its timeouts and non-blocking flag.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let std = self.0.get_ref().try_clone()?;
+        Ok(TcpStream::from_nonblocking(std, self.0.shared().clone()))
+    }
+
+    /// Sets how long a read may wait; `None` waits forever. An expired read returns
+    /// `WouldBlock`, as std's does on Linux.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for `Some(Duration::ZERO)`.
+    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.0.shared().set_timeout(Dir::Read, dur)
+    }
+
+    /// Sets how long a write may wait; `None` waits forever.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for `Some(Duration::ZERO)`.
+    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
+        self.0.shared().set_timeout(Dir::Write, dur)
+    }
+
+    /// The read timeout, if one is set.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.0.shared().timeout(Dir::Read))
+    }
+
+    /// The write timeout, if one is set.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.0.shared().timeout(Dir::Write))
+    }
+
+    /// Reads without removing the data from the socket's queue, waiting for data like `read`.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.io(Dir::Read, |s| s.peek(buf))
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm when `true`).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.0.get_ref().set_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.0.get_ref().nodelay()
+    }
+
+    /// Sets the IP time-to-live of outgoing packets.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.0.get_ref().set_ttl(ttl)
+    }
+
+    /// The IP time-to-live of outgoing packets.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.0.get_ref().ttl()
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.0.get_ref().take_error()
+    }
+
+    /// Switches between blocking (the default: calls park until done) and non-blocking mode
+    /// (calls return `WouldBlock` instead of waiting). Shared with `try_clone`d handles.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.0.shared().set_nonblocking(nonblocking);
+        Ok(())
+    }
+}
+
+fn connect_one(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    // socket2 creates the socket close-on-exec, as std does.
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(*addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_nonblocking(true)?;
+    let started = socket.connect(&(*addr).into());
+    let stream = TcpStream::from_nonblocking(socket.into(), Arc::default());
+    match started {
+        Ok(()) => return Ok(stream),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let finished = stream
+        .0
+        .io_until(Dir::Write, deadline, |s| match s.take_error()? {
+            Some(e) => Err(e),
+            None => match s.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            },
+        });
+    match finished {
+        Ok(()) => Ok(stream),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connection timed out",
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.io(Dir::Read, |mut s| s.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.0.io(Dir::Read, |mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &TcpStream {
+    // std's TcpStream sends with MSG_NOSIGNAL, so a closed peer is `BrokenPipe`, not SIGPIPE.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.io(Dir::Write, |mut s| s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.io(Dir::Write, |mut s| s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.get_ref().fmt(f)
+    }
+}
+
+impl TcpListener {
+    /// Binds a listening socket to `addr`, trying each address it resolves to in turn.
+    ///
+    /// Exactly as std: `SO_REUSEADDR` (not `SO_REUSEPORT`, so a second bind of a bound port fails
+    /// with `AddrInUse`), close-on-exec, and a listen backlog of 128.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        each_addr(addr, |a| {
+            let std = std::net::TcpListener::bind(a)?;
+            std.set_nonblocking(true)?;
+            Ok(TcpListener(Green::new(std, Arc::default())))
+        })
+    }
+
+    /// The local address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().local_addr()
+    }
+
+    /// Another handle to the same listener, sharing its non-blocking flag.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        let std = self.0.get_ref().try_clone()?;
+        Ok(TcpListener(Green::new(std, self.0.shared().clone())))
+    }
+
+    /// Waits for a connection and returns it with the peer's address.
+    ///
+    /// Many coroutines may accept on one listener: each connection goes to one of them, in the
+    /// order they started waiting.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (std, peer) = self.0.io(Dir::Read, |l| l.accept())?;
+        std.set_nonblocking(true)?;
+        Ok((TcpStream::from_nonblocking(std, Arc::default()), peer))
+    }
+
+    /// An iterator that accepts connections forever, yielding each as `accept` would.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// Sets the IP time-to-live of accepted connections' packets.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.0.get_ref().set_ttl(ttl)
+    }
+
+    /// The IP time-to-live of accepted connections' packets.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.0.get_ref().ttl()
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.0.get_ref().take_error()
+    }
+
+    /// Switches between blocking `accept` (the default) and non-blocking (`WouldBlock` when no
+    /// connection is waiting).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.0.shared().set_nonblocking(nonblocking);
+        Ok(())
+    }
+}
+
+impl<'a> Iterator for Incoming<'a> {
+    type Item = io::Result<TcpStream>;
+
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(stream, _)| stream))
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.get_ref().fmt(f)
+    }
+}
+
+/// The conversions between greennet's and std's sockets, and to and from raw descriptors. What
+/// leaves greennet leaves in the blocking mode the user chose; what enters is switched to
+/// non-blocking underneath, keeping the mode it came with as the user's choice.
+macro_rules! fd_conversions {
+    ($green:ident, $std:ty) => {
+        impl $green {
+            fn from_std_inner(std: $std) -> io::Result<$green> {
+                let fd = std.as_raw_fd();
+                // SAFETY: F_GETFL reads the flags of a descriptor `std` owns.
+                let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+                if flags < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                green::set_fd_nonblocking(fd, true)?;
+                let shared = Shared::default();
+                shared.set_nonblocking(flags & libc::O_NONBLOCK != 0);
+                Ok($green(Green::new(std, Arc::new(shared))))
+            }
+
+            fn into_std_inner(self) -> $std {
+                let nonblocking = self.0.shared().nonblocking();
+                let std = self.0.into_inner();
+                // Best effort: the descriptor stays valid either way, and std's own conversions
+                // cannot fail either.
+                let _ = green::set_fd_nonblocking(std.as_raw_fd(), nonblocking);
+                std
+            }
+        }
+
+        impl From<$std> for $green {
+            /// Adopts a std socket; its blocking mode becomes this handle's mode.
+            ///
+            /// # Panics
+            ///
+            /// If the descriptor's flags cannot be read or changed, which only happens when it is
+            /// not a valid open descriptor.
+            fn from(std: $std) -> $green {
+                $green::from_std_inner(std)
+                    .unwrap_or_else(|e| panic!("greennet: cannot adopt {}: {e}", stringify!($std)))
+            }
+        }
+
+        impl From<$green> for $std {
+            fn from(green: $green) -> $std {
+                green.into_std_inner()
+            }
+        }
+
+        impl AsRawFd for $green {
+            fn as_raw_fd(&self) -> RawFd {
+                self.0.get_ref().as_raw_fd()
+            }
+        }
+
+        impl AsFd for $green {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.0.get_ref().as_fd()
+            }
+        }
+
+        impl FromRawFd for $green {
+            unsafe fn from_raw_fd(fd: RawFd) -> $green {
+                // SAFETY: the caller passes ownership of an open socket descriptor, as for std.
+                $green::from(unsafe { <$std>::from_raw_fd(fd) })
+            }
+        }
+
+        impl IntoRawFd for $green {
+            fn into_raw_fd(self) -> RawFd {
+                self.into_std_inner().into_raw_fd()
+            }
+        }
+
+        impl From<OwnedFd> for $green {
+            fn from(fd: OwnedFd) -> $green {
+                $green::from(<$std>::from(fd))
+            }
+        }
+
+        impl From<$green> for OwnedFd {
+            fn from(green: $green) -> OwnedFd {
+                green.into_std_inner().into()
+            }
+        }
+    };
+}
+
+fd_conversions!(TcpStream, std::net::TcpStream);
+fd_conversions!(TcpListener, std::net::TcpListener);

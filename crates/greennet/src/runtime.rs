@@ -1,0 +1,247 @@
+//! The coroutine runtime: how many worker threads run coroutines, and how big their stacks are.
+//!
+//! greennet runs on one process-wide may scheduler. It starts the first time anything needs it
+//! (`greennet::run`, `#[green::main]`, `thread::spawn`, a socket that has to wait), and its
+//! configuration is fixed from then on. Configure it before that, in one of three ways, highest
+//! precedence first:
+//!
+//! 1. in code: [`Builder`], or the options of `#[green::main(workers = 4, stack_size = 65536)]`;
+//! 2. in the environment: `GREENNET_WORKERS` and `GREENNET_STACK_SIZE` (bytes);
+//! 3. the defaults: one worker per available core ([`std::thread::available_parallelism`]) and
+//!    [`DEFAULT_STACK_SIZE`] bytes of stack per coroutine.
+//!
+//! Asking for a setting that differs from the running one, once the runtime has started, is an
+//! error ([`Builder::start`] returns it; [`Builder::run`] panics with it), never a silent no-op.
+//!
+//! ```
+//! let answer = greennet::runtime::Builder::new()
+//!     .stack_size(64 * 1024)
+//!     .run(|| 6 * 7);
+//! assert_eq!(answer, 42);
+//! ```
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::sync::{Mutex, OnceLock};
+
+/// The coroutine stack size used when neither code nor `GREENNET_STACK_SIZE` sets one: 64 KiB.
+///
+/// A stack costs only the memory its coroutine touches (the rest is reserved address space), so
+/// this is sized for headroom rather than for the common case. Measured with may's stack-usage
+/// tracing (an odd stack size in words makes may report the peak): the seed's hello handler
+/// (accept, a 1 KiB read, five writes) peaks at 7.9 KB in a release build but 38 KB in a debug
+/// build, past may's own 32 KiB default; a panic printed with `RUST_BACKTRACE=1` peaks at 20 KB
+/// (release) to 22 KB (debug). 64 KiB covers all of these with room to spare. Raise it for deep
+/// recursion or large stack buffers.
+pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+
+/// The settings the runtime is running with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Worker threads that run coroutines.
+    pub workers: usize,
+    /// Default coroutine stack size, in bytes.
+    pub stack_size: usize,
+}
+
+/// Configures the runtime before it starts.
+///
+/// Settings left unset come from the environment (`GREENNET_WORKERS`, `GREENNET_STACK_SIZE`) and
+/// then from the defaults; see the [module documentation](self).
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    workers: Option<usize>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with nothing set.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Sets the number of worker threads that run coroutines (at least 1).
+    pub fn workers(mut self, workers: usize) -> Builder {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Sets the default stack size of a coroutine, in bytes, as `std::thread::Builder` does.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Starts the runtime with these settings, or checks them against the running runtime.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if a setting (here or in the environment) is malformed or zero, and `Other`
+    /// if the runtime already runs with a different setting than one set here.
+    pub fn start(self) -> io::Result<Config> {
+        start(&self)
+    }
+
+    /// Starts the runtime (see [`start`](Builder::start)) and runs `f` on it as [`run`] does.
+    ///
+    /// # Panics
+    ///
+    /// If the runtime cannot be configured as asked, with the reason; and with `f`'s own panic if
+    /// `f` panics.
+    pub fn run<F, R>(self, f: F) -> R
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        if let Err(e) = start(&self) {
+            panic!("greennet: {e}");
+        }
+        run(f)
+    }
+}
+
+/// Runs `f` as a coroutine, waits for it and returns its value; the function form of
+/// `#[green::main]`.
+///
+/// Called on a plain thread, it starts the runtime if needed (configured from the environment and
+/// defaults), runs `f` on a coroutine and blocks the thread until `f` returns. Called inside a
+/// coroutine, it simply calls `f`. `f` may borrow from the caller, like a scoped thread.
+///
+/// # Panics
+///
+/// If `f` panics, `run` panics with the same payload once `f` has unwound (the message is printed
+/// once, as for any panicking coroutine). If the runtime cannot start, `run` panics with the
+/// reason.
+///
+/// ```
+/// let words = vec!["green", "threads"];
+/// let joined = greennet::run(|| words.join(" "));
+/// assert_eq!(joined, "green threads");
+/// ```
+pub fn run<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    if may::coroutine::is_coroutine() {
+        return f();
+    }
+    if let Err(e) = ensure_started() {
+        panic!("greennet: {e}");
+    }
+    // Name the coroutine after the calling thread, so `main`'s body panics as thread 'main' would.
+    let mut builder = crate::thread::Builder::new();
+    if let Some(name) = std::thread::current().name() {
+        builder = builder.name(name.to_owned());
+    }
+    crate::thread::scope(|s| {
+        match builder
+            .spawn_scoped(s, f)
+            .expect("failed to spawn thread")
+            .join()
+        {
+            Ok(value) => value,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    })
+}
+
+/// The running configuration, if the runtime has started.
+pub fn config() -> Option<Config> {
+    ACTIVE.get().copied()
+}
+
+static ACTIVE: OnceLock<Config> = OnceLock::new();
+
+/// Starts the runtime with the environment and defaults, unless it runs already.
+pub(crate) fn ensure_started() -> io::Result<Config> {
+    match ACTIVE.get() {
+        Some(active) => Ok(*active),
+        None => start(&Builder::new()),
+    }
+}
+
+fn start(wanted: &Builder) -> io::Result<Config> {
+    static STARTING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(active) = ACTIVE.get() {
+        return check_matches(wanted, active).map(|()| *active);
+    }
+    let config = Config {
+        workers: setting(wanted.workers, "GREENNET_WORKERS", "worker threads")?
+            .unwrap_or_else(default_workers),
+        stack_size: setting(wanted.stack_size, "GREENNET_STACK_SIZE", "stack bytes")?
+            .unwrap_or(DEFAULT_STACK_SIZE),
+    };
+    may::config()
+        .set_workers(config.workers)
+        .set_stack_size(stack_words(config.stack_size));
+    crate::thread::install_panic_hook();
+    tracing::debug!(
+        workers = config.workers,
+        stack_size = config.stack_size,
+        "greennet runtime configured"
+    );
+    ACTIVE
+        .set(config)
+        .expect("only set under the STARTING lock");
+    Ok(config)
+}
+
+fn check_matches(wanted: &Builder, active: &Config) -> io::Result<()> {
+    let clash = |what: &str, asked: usize, running: usize| {
+        io::Error::other(format!(
+            "the runtime already started with {what} = {running}; it cannot change to {asked}. \
+             Configure it before the first coroutine, socket wait or `greennet::run`"
+        ))
+    };
+    match (wanted.workers, wanted.stack_size) {
+        (Some(w), _) if w != active.workers => Err(clash("workers", w, active.workers)),
+        (_, Some(s)) if s != active.stack_size => Err(clash("stack_size", s, active.stack_size)),
+        _ => Ok(()),
+    }
+}
+
+/// A setting from code, else from the environment; `None` means "use the default".
+fn setting(code: Option<usize>, var: &str, unit: &str) -> io::Result<Option<usize>> {
+    let (value, source) = match code {
+        Some(v) => (v, "the runtime builder".to_string()),
+        None => match std::env::var(var) {
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Ok(text) => match text.trim().parse::<usize>() {
+                Ok(v) => (v, var.to_string()),
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{var}={text:?} is not a whole number of {unit}"),
+                    ))
+                }
+            },
+            Err(std::env::VarError::NotUnicode(text)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{var}={text:?} is not a whole number of {unit}"),
+                ))
+            }
+        },
+    };
+    if value == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{source} asks for 0 {unit}; it must be at least 1"),
+        ));
+    }
+    Ok(Some(value))
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
+/// may counts stacks in machine words and treats an odd count as a request to trace stack usage
+/// (printing it on exit), so round bytes up to an even number of words.
+pub(crate) fn stack_words(bytes: usize) -> usize {
+    let word = std::mem::size_of::<usize>();
+    let words = bytes.div_ceil(word);
+    words + (words & 1)
+}

@@ -1,0 +1,693 @@
+//! std::thread's API, where every "thread" is a coroutine.
+//!
+//! [`spawn`] starts a may coroutine instead of an OS thread: it costs a small stack and no
+//! kernel thread, so a server can run one per connection by the tens of thousands. Signatures
+//! are std's, so code written for `std::thread` compiles unchanged after swapping the `use` line.
+//!
+//! ```
+//! use greennet::thread;
+//! use std::time::Duration;
+//!
+//! let handles: Vec<_> = (0..100)
+//!     .map(|i| thread::spawn(move || { thread::sleep(Duration::from_millis(10)); i * 2 }))
+//!     .collect();
+//! let total: u32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+//! assert_eq!(total, 9900);
+//! ```
+//!
+//! # Where a coroutine is not a thread
+//!
+//! greennet removes may's hazards that std's API rules out: [`spawn`] is safe; a panic is caught,
+//! printed like a std thread's and handed to [`JoinHandle::join`]; a stack overflow hits a guard
+//! page and stops the process with a message instead of corrupting memory; stack sizes are bytes,
+//! as in std; and a refused stack is an `io::Error` from [`Builder::spawn`].
+//!
+//! What remains, and is the price of running many coroutines on few threads:
+//! - **Thread-locals** (`thread_local!`, and anything built on them) belong to the worker thread,
+//!   not to the coroutine. A coroutine can move to another worker whenever it waits, and other
+//!   coroutines on the same worker see the same values. Do not hold a thread-local borrow across
+//!   a call that can wait.
+//! - **Blocking calls outside greennet** (std's sockets, std's `Mutex` while another coroutine
+//!   holds it, a CPU-bound loop) hold the whole worker and every coroutine queued on it. Use
+//!   greennet's types, or move such work to a real thread.
+//! - **Stack size** is fixed when the coroutine starts ([`runtime::DEFAULT_STACK_SIZE`] unless
+//!   set); deep recursion needs [`Builder::stack_size`] or `GREENNET_STACK_SIZE`.
+//!
+//! Outside a coroutine (on a plain thread) [`sleep`], [`park`] and [`park_timeout`] are std's own.
+//!
+//! [`runtime::DEFAULT_STACK_SIZE`]: crate::runtime::DEFAULT_STACK_SIZE
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::num::NonZeroU64;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use std::thread::{available_parallelism, panicking, AccessError, LocalKey, Result};
+
+/// A unique identifier for a coroutine or thread, never reused within a process.
+///
+/// greennet numbers coroutines and the plain threads that call [`current`] from one counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ThreadId(NonZeroU64);
+
+impl ThreadId {
+    fn new() -> ThreadId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        ThreadId(NonZeroU64::new(id).expect("ThreadId counter overflowed"))
+    }
+}
+
+/// A handle to a coroutine (or to a plain thread), as std's `Thread` is to a thread.
+#[derive(Clone)]
+pub struct Thread {
+    inner: Arc<ThreadInner>,
+}
+
+struct ThreadInner {
+    name: Option<String>,
+    id: ThreadId,
+    kind: Kind,
+}
+
+enum Kind {
+    /// Filled by whichever comes first: the spawner once may returns, or the coroutine itself.
+    Coroutine(OnceLock<may::coroutine::Coroutine>),
+    Os(std::thread::Thread),
+}
+
+impl Thread {
+    fn coroutine(name: Option<String>) -> Thread {
+        Thread {
+            inner: Arc::new(ThreadInner {
+                name,
+                id: ThreadId::new(),
+                kind: Kind::Coroutine(OnceLock::new()),
+            }),
+        }
+    }
+
+    fn bind(&self, co: &may::coroutine::Coroutine) {
+        if let Kind::Coroutine(cell) = &self.inner.kind {
+            let _ = cell.set(co.clone());
+        }
+    }
+
+    /// The coroutine's name, if it was given one with [`Builder::name`].
+    ///
+    /// For a plain thread this is the thread's own name (`Some("main")` for the main thread).
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
+    /// The coroutine's unique identifier.
+    pub fn id(&self) -> ThreadId {
+        self.inner.id
+    }
+
+    /// Wakes the coroutine if it is blocked in [`park`], or makes its next `park` return at once.
+    pub fn unpark(&self) {
+        match &self.inner.kind {
+            Kind::Coroutine(co) => {
+                if let Some(co) = co.get() {
+                    co.unpark();
+                }
+            }
+            Kind::Os(thread) => thread.unpark(),
+        }
+    }
+}
+
+impl fmt::Debug for Thread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Thread")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+may::coroutine_local!(static CURRENT: RefCell<Option<Thread>> = RefCell::new(None));
+
+/// The handle of the coroutine (or plain thread) that calls it.
+pub fn current() -> Thread {
+    if may::coroutine::is_coroutine() {
+        CURRENT.with(|cur| {
+            cur.borrow_mut()
+                .get_or_insert_with(|| {
+                    // A coroutine greennet did not spawn (may's own `go!`): describe it now.
+                    let co = may::coroutine::current();
+                    let thread = Thread::coroutine(co.name().map(str::to_owned));
+                    thread.bind(&co);
+                    thread
+                })
+                .clone()
+        })
+    } else {
+        thread_local!(static OS: Thread = {
+            let std = std::thread::current();
+            Thread {
+                inner: Arc::new(ThreadInner {
+                    name: std.name().map(str::to_owned),
+                    id: ThreadId::new(),
+                    kind: Kind::Os(std),
+                }),
+            }
+        });
+        OS.with(Thread::clone)
+    }
+}
+
+/// Puts the current coroutine to sleep for at least `dur`, letting its worker run others.
+///
+/// On a plain thread this is `std::thread::sleep`.
+pub fn sleep(dur: Duration) {
+    if !may::coroutine::is_coroutine() {
+        return std::thread::sleep(dur);
+    }
+    if dur.is_zero() {
+        return yield_now();
+    }
+    // may's timers count whole milliseconds and treat 0 as "never": round up so a sub-millisecond
+    // sleep still ends, then make sure the full duration has passed.
+    let end = Instant::now() + dur;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        may::coroutine::sleep(left.max(Duration::from_millis(1)));
+    }
+}
+
+/// Lets the worker run other coroutines before this one continues.
+///
+/// A coroutine that loops on `yield_now` still lets newly spawned coroutines start and lets its
+/// worker poll for I/O: may's own yield only rotates the worker's local queue, so every 32nd
+/// yield on a worker steps out through may's global queue instead, which costs a wake-up from
+/// another thread (microseconds rather than nanoseconds). On a plain thread this is
+/// `std::thread::yield_now`.
+pub fn yield_now() {
+    if !may::coroutine::is_coroutine() {
+        return std::thread::yield_now();
+    }
+    thread_local!(static YIELDS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+    let count = YIELDS.with(|n| {
+        n.set(n.get().wrapping_add(1));
+        n.get()
+    });
+    if count % 32 != 0 {
+        return may::coroutine::yield_now();
+    }
+    let wake = crate::green::alarm::Wake::Coroutine(may::coroutine::current());
+    let _alarm = crate::green::alarm::set(Instant::now(), wake);
+    // Returns when the alarm thread unparks us (or at once if a token was already there).
+    may::coroutine::park();
+}
+
+/// Blocks the current coroutine until its [`Thread::unpark`] is called (or spuriously).
+///
+/// As in std, each handle holds one token: an `unpark` that comes first makes the next `park`
+/// return at once. On a plain thread this is `std::thread::park`.
+pub fn park() {
+    if may::coroutine::is_coroutine() {
+        may::coroutine::park();
+    } else {
+        std::thread::park();
+    }
+}
+
+/// Like [`park`], but returns after at most about `dur`.
+pub fn park_timeout(dur: Duration) {
+    if may::coroutine::is_coroutine() {
+        if dur.is_zero() {
+            return;
+        }
+        // See `sleep`: may's timed park needs at least a whole millisecond.
+        may::coroutine::park_timeout(dur.max(Duration::from_millis(1)));
+    } else {
+        std::thread::park_timeout(dur);
+    }
+}
+
+/// Where a coroutine's result (or panic) waits for `join`.
+struct Packet<'scope, T> {
+    scope: Option<Arc<ScopeData>>,
+    result: Mutex<Option<Result<T>>>,
+    _marker: PhantomData<&'scope ()>,
+}
+
+impl<T> Drop for Packet<'_, T> {
+    fn drop(&mut self) {
+        let result = self.result.get_mut().unwrap_or_else(|e| e.into_inner());
+        // A scoped coroutine whose panic nobody collected makes `scope` panic, as in std.
+        if let (Some(scope), Some(Err(_))) = (&self.scope, result.as_ref()) {
+            scope.a_coroutine_panicked.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Kept in the coroutine's local storage, which may drops on the worker thread once the
+/// coroutine has ended, however it ended. A coroutine that overflowed its stack never returns to
+/// our code (its frames are abandoned at the guard page), so this is where that is reported, and
+/// where a scope learns that one of its coroutines is gone.
+struct ExitGuard {
+    thread: Thread,
+    stack_size: usize,
+    returned: bool,
+    scope: Option<Arc<ScopeData>>,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        if !self.returned {
+            let message = overflow_message(&self.thread, self.stack_size);
+            tracing::error!(id = ?self.thread.id(), name = self.thread.name(), "{message}");
+            // Like std's report of a thread's overflow: straight to stderr, subscriber or not.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr().lock(), "{message}");
+            if let Some(scope) = &self.scope {
+                scope.a_coroutine_panicked.store(true, Ordering::Relaxed);
+            }
+        }
+        if let Some(scope) = &self.scope {
+            scope.finished();
+        }
+    }
+}
+
+may::coroutine_local!(static EXIT: RefCell<Option<ExitGuard>> = RefCell::new(None));
+
+fn overflow_message(thread: &Thread, stack_size: usize) -> String {
+    format!(
+        "coroutine '{}' has overflowed its stack of {stack_size} bytes; raise it with \
+         greennet::thread::Builder::stack_size, or for every coroutine with \
+         GREENNET_STACK_SIZE, #[green::main(stack_size = ...)] or runtime::Builder::stack_size",
+        thread.name().unwrap_or("<unnamed>")
+    )
+}
+
+/// Configures a coroutine before it starts, like `std::thread::Builder`.
+#[derive(Debug, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with no name and the runtime's default stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the coroutine; the name shows in panic messages and [`Thread::name`].
+    pub fn name(mut self, name: String) -> Builder {
+        self.name = Some(name);
+        self
+    }
+
+    /// Sets the coroutine's stack size in bytes (rounded up to whole pages).
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        self.stack_size = Some(size);
+        self
+    }
+
+    /// Starts a coroutine running `f` and returns its handle.
+    ///
+    /// # Errors
+    ///
+    /// If the runtime cannot start, or the OS refuses the coroutine's stack (memory, or the
+    /// kernel's limit on memory mappings), the error says why.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn_in(None, f).map(JoinHandle)
+    }
+
+    /// Starts a coroutine in `scope`; it may borrow anything that outlives the scope.
+    ///
+    /// # Errors
+    ///
+    /// As for [`spawn`](Builder::spawn).
+    pub fn spawn_scoped<'scope, 'env, F, T>(
+        self,
+        scope: &'scope Scope<'scope, 'env>,
+        f: F,
+    ) -> io::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        self.spawn_in(Some(scope.data.clone()), f)
+            .map(ScopedJoinHandle)
+    }
+
+    fn spawn_in<'scope, F, T>(
+        self,
+        scope: Option<Arc<ScopeData>>,
+        f: F,
+    ) -> io::Result<JoinInner<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let config = crate::runtime::ensure_started()?;
+        let thread = Thread::coroutine(self.name.clone());
+        if let Some(scope) = &scope {
+            scope.num_running.fetch_add(1, Ordering::Relaxed);
+        }
+        let packet: Arc<Packet<'scope, T>> = Arc::new(Packet {
+            scope: scope.clone(),
+            result: Mutex::new(None),
+            _marker: PhantomData,
+        });
+
+        let stack_size = self.stack_size.unwrap_or(config.stack_size);
+        let their_thread = thread.clone();
+        let their_packet = packet.clone();
+        let main = move || {
+            their_thread.bind(&may::coroutine::current());
+            CURRENT.with(|cur| *cur.borrow_mut() = Some(their_thread.clone()));
+            EXIT.with(|exit| {
+                *exit.borrow_mut() = Some(ExitGuard {
+                    thread: their_thread,
+                    stack_size,
+                    returned: false,
+                    scope,
+                })
+            });
+            tracing::trace!("coroutine started");
+            // The panic hook has printed the message by the time this returns an Err.
+            let result = catch_unwind(AssertUnwindSafe(f));
+            if result.is_err() {
+                tracing::debug!("coroutine panicked");
+            }
+            *their_packet
+                .result
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(result);
+            // The result may borrow from a scope's caller: release it before the scope can end.
+            drop(their_packet);
+            EXIT.with(|exit| {
+                if let Some(guard) = exit.borrow_mut().as_mut() {
+                    guard.returned = true;
+                }
+            });
+        };
+        let main: Box<dyn FnOnce() + Send + 'scope> = Box::new(main);
+        // SAFETY: only the lifetime is changed. An unscoped closure is 'static already. A scoped
+        // one borrows data that outlives 'scope, and `scope` does not return before every packet
+        // of the scope is dropped, which happens at the end of `main`, after its last use of
+        // borrowed data.
+        let main: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(main) };
+
+        let mut builder = may::coroutine::Builder::new();
+        if let Some(name) = self.name {
+            builder = builder.name(name);
+        }
+        builder = builder.stack_size(crate::runtime::stack_words(stack_size));
+        // may allocates the stack inside `spawn` and panics if the OS refuses it; turn that into
+        // the io::Error std returns when it cannot create a thread.
+        let spawned = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: may marks spawning unsafe for two hazards. Stack overflow: every stack has a
+            // guard page, so overflow stops the process with a message rather than corrupting
+            // memory. Thread-local storage seen across worker migrations: documented on this
+            // module as the one difference from std threads that remains.
+            unsafe { builder.spawn(main) }
+        }));
+        let handle = match spawned {
+            Ok(Ok(handle)) => handle,
+            // The closure never ran and is gone, so no guard will end this coroutine's place in
+            // its scope: do it here.
+            Ok(Err(e)) => {
+                spawn_failed(&packet);
+                return Err(e);
+            }
+            Err(payload) => {
+                spawn_failed(&packet);
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!(
+                        "cannot create a coroutine stack of {stack_size} bytes: {}",
+                        panic_message(&*payload)
+                    ),
+                ));
+            }
+        };
+        thread.bind(handle.coroutine());
+        tracing::trace!(id = ?thread.id(), name = thread.name(), "coroutine spawned");
+        Ok(JoinInner {
+            handle,
+            thread,
+            stack_size,
+            packet,
+        })
+    }
+}
+
+fn spawn_failed<T>(packet: &Packet<'_, T>) {
+    if let Some(scope) = &packet.scope {
+        scope.finished();
+    }
+}
+
+/// Starts a coroutine running `f` and returns a handle to join it.
+///
+/// # Panics
+///
+/// If the coroutine cannot be created (see [`Builder::spawn`]), with the reason, exactly as
+/// `std::thread::spawn` does for threads.
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new().spawn(f).expect("failed to spawn thread")
+}
+
+struct JoinInner<'scope, T> {
+    handle: may::coroutine::JoinHandle<()>,
+    thread: Thread,
+    stack_size: usize,
+    packet: Arc<Packet<'scope, T>>,
+}
+
+impl<T> JoinInner<'_, T> {
+    fn join(self) -> Result<T> {
+        // may's own result says nothing ours does not: a panic was caught inside the coroutine.
+        let _ = self.handle.join();
+        let taken = self
+            .packet
+            .result
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        // No result: the coroutine never returned, because it overflowed its stack.
+        taken.unwrap_or_else(|| Err(Box::new(overflow_message(&self.thread, self.stack_size))))
+    }
+
+    fn is_finished(&self) -> bool {
+        self.handle.is_done()
+    }
+}
+
+/// An owned permission to join a coroutine (wait for it and take its result).
+///
+/// Dropping it detaches the coroutine, which keeps running.
+pub struct JoinHandle<T>(JoinInner<'static, T>);
+
+impl<T> JoinHandle<T> {
+    /// Waits for the coroutine to finish and returns its value, or the payload of its panic.
+    ///
+    /// In a coroutine this parks only the caller; on a plain thread it blocks the thread.
+    pub fn join(self) -> Result<T> {
+        self.0.join()
+    }
+
+    /// The handle of the coroutine.
+    pub fn thread(&self) -> &Thread {
+        &self.0.thread
+    }
+
+    /// Whether the coroutine has finished running its closure.
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").finish_non_exhaustive()
+    }
+}
+
+/// The bookkeeping shared by a scope and its coroutines.
+struct ScopeData {
+    num_running: AtomicUsize,
+    a_coroutine_panicked: AtomicBool,
+    main: Arc<may::sync::Blocker>,
+}
+
+impl ScopeData {
+    fn finished(&self) {
+        if self.num_running.fetch_sub(1, Ordering::Release) == 1 {
+            self.main.unpark();
+        }
+    }
+}
+
+/// A scope to spawn coroutines that borrow from the caller; see [`scope`].
+pub struct Scope<'scope, 'env: 'scope> {
+    data: Arc<ScopeData>,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+impl<'scope> Scope<'scope, '_> {
+    /// Starts a coroutine in this scope; it is joined, at the latest, when the scope ends.
+    ///
+    /// # Panics
+    ///
+    /// If the coroutine cannot be created, as [`spawn`] does.
+    pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        Builder::new()
+            .spawn_scoped(self, f)
+            .expect("failed to spawn thread")
+    }
+}
+
+impl fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field(
+                "num_running",
+                &self.data.num_running.load(Ordering::Relaxed),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// An owned permission to join a scoped coroutine.
+pub struct ScopedJoinHandle<'scope, T>(JoinInner<'scope, T>);
+
+impl<T> ScopedJoinHandle<'_, T> {
+    /// Waits for the coroutine to finish and returns its value, or the payload of its panic.
+    pub fn join(self) -> Result<T> {
+        self.0.join()
+    }
+
+    /// The handle of the coroutine.
+    pub fn thread(&self) -> &Thread {
+        &self.0.thread
+    }
+
+    /// Whether the coroutine has finished running its closure.
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+}
+
+impl<T> fmt::Debug for ScopedJoinHandle<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedJoinHandle").finish_non_exhaustive()
+    }
+}
+
+/// Creates a scope in which coroutines may borrow non-`'static` data; every coroutine spawned in
+/// it is joined before `scope` returns.
+///
+/// # Panics
+///
+/// If `f` panics, or if a coroutine spawned in the scope panicked and was not joined.
+///
+/// ```
+/// let mut counts = [0u32; 4];
+/// greennet::thread::scope(|s| {
+///     for (i, slot) in counts.iter_mut().enumerate() {
+///         s.spawn(move || *slot = i as u32 * 10);
+///     }
+/// });
+/// assert_eq!(counts, [0, 10, 20, 30]);
+/// ```
+pub fn scope<'env, F, T>(f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    let scope = Scope {
+        data: Arc::new(ScopeData {
+            num_running: AtomicUsize::new(0),
+            a_coroutine_panicked: AtomicBool::new(false),
+            main: may::sync::Blocker::current(),
+        }),
+        scope: PhantomData,
+        env: PhantomData,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
+    while scope.data.num_running.load(Ordering::Acquire) != 0 {
+        // The blocker keeps an unpark that comes before this park, so no wake is lost.
+        let _ = scope.data.main.park(None);
+    }
+    match result {
+        Err(payload) => resume_unwind(payload),
+        Ok(_) if scope.data.a_coroutine_panicked.load(Ordering::Relaxed) => {
+            panic!("a scoped thread panicked")
+        }
+        Ok(value) => value,
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "Box<dyn Any>"
+    }
+}
+
+/// Makes a coroutine's panic print as std prints a thread's: `thread '<name>' panicked at ...`,
+/// naming the coroutine rather than the worker thread it happened to run on. Panics outside
+/// coroutines go to the hook that was installed before.
+pub(crate) fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !may::coroutine::is_coroutine() {
+            return previous(info);
+        }
+        static FIRST: AtomicBool = AtomicBool::new(true);
+        let thread = current();
+        let name = thread.name().unwrap_or("<unnamed>");
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
+        let message = panic_message(info.payload());
+        let backtrace = std::backtrace::Backtrace::capture();
+        let mut out = format!("\nthread '{name}' panicked at {location}:\n{message}\n");
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            out.push_str(&format!("stack backtrace:\n{backtrace}"));
+        } else if FIRST.swap(false, Ordering::Relaxed) {
+            out.push_str(
+                "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
+            );
+        }
+        // One write, so concurrent panics do not interleave line by line.
+        use std::io::Write;
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(out.trim_start().as_bytes());
+    }));
+}
