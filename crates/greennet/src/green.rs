@@ -23,6 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use may::io::{CoIo, WaitIo, WaitIoWaker};
+use once_cell::sync::OnceCell;
 
 /// Which readiness a call waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +113,7 @@ struct Waits {
     owner: AtomicU8,
     /// A registration of a `dup`, for the other direction while both wait at once. Kept once
     /// made: a socket that waited both ways at once is likely to do so again.
-    secondary: OnceLock<(CoIo<Fd>, OwnedFd)>,
+    secondary: OnceCell<(CoIo<Fd>, OwnedFd)>,
 }
 
 /// The registration a direction holder waits on, released when dropped.
@@ -151,19 +152,13 @@ impl Waits {
         {
             return Claim::Primary(self);
         }
-        if let Some((io, _)) = self.secondary.get() {
-            return Claim::Secondary(io);
-        }
-        let made = dup_cloexec(self.primary.as_raw_fd()).and_then(|dup| {
+        let made = self.secondary.get_or_try_init(|| {
+            let dup = dup_cloexec(self.primary.as_raw_fd())?;
             let io = CoIo::new(Fd(dup.as_raw_fd())).map_err(io::Error::from)?;
-            Ok((io, dup))
+            Ok::<_, io::Error>((io, dup))
         });
         match made {
-            Ok(pair) => {
-                // Only this direction's holder gets here, so the cell is still empty.
-                let _ = self.secondary.set(pair);
-                Claim::Secondary(&self.secondary.get().expect("just set").0)
-            }
+            Ok((io, _)) => Claim::Secondary(io),
             Err(e) => {
                 tracing::debug!(error = %e, "no second registration; polling for readiness");
                 Claim::Neither
@@ -175,7 +170,7 @@ impl Waits {
 /// Makes a std handle `T` cooperative. Field order matters: the registrations are dropped (and
 /// so removed from the event loop) before `inner` closes the descriptor.
 pub(crate) struct Green<T: AsRawFd> {
-    waits: OnceLock<Waits>,
+    waits: OnceCell<Waits>,
     shared: Arc<Shared>,
     inner: T,
 }
@@ -184,7 +179,7 @@ impl<T: AsRawFd> Green<T> {
     /// Wraps a handle whose descriptor is already in non-blocking mode.
     pub(crate) fn new(inner: T, shared: Arc<Shared>) -> Self {
         Green {
-            waits: OnceLock::new(),
+            waits: OnceCell::new(),
             shared,
             inner,
         }
@@ -267,29 +262,19 @@ impl<T: AsRawFd> Green<T> {
     }
 
     fn waits(&self) -> io::Result<&Waits> {
-        if let Some(waits) = self.waits.get() {
-            return Ok(waits);
-        }
-        let primary = match CoIo::new(Fd(self.inner.as_raw_fd())).map_err(io::Error::from) {
-            Ok(io) => io,
-            // Another coroutine is registering this descriptor right now; it is about to
-            // publish its registration.
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => loop {
-                if let Some(waits) = self.waits.get() {
-                    return Ok(waits);
-                }
-                may::coroutine::yield_now();
-            },
-            Err(e) => return Err(e),
-        };
-        let waits = Waits {
-            turns: [may::sync::Mutex::new(()), may::sync::Mutex::new(())],
-            primary,
-            owner: AtomicU8::new(0),
-            secondary: OnceLock::new(),
-        };
-        let _ = self.waits.set(waits);
-        Ok(self.waits.get().expect("just set"))
+        // Registration must not race: may drops a registration that fails (say with EEXIST
+        // because another coroutine registered the descriptor first), and dropping it removes
+        // the descriptor from epoll, silently undoing the other coroutine's registration. The
+        // cell lets one caller register while others wait for it (only for one epoll_ctl; no
+        // coroutine switch happens inside).
+        self.waits.get_or_try_init(|| {
+            Ok(Waits {
+                turns: [may::sync::Mutex::new(()), may::sync::Mutex::new(())],
+                primary: CoIo::new(Fd(self.inner.as_raw_fd())).map_err(io::Error::from)?,
+                owner: AtomicU8::new(0),
+                secondary: OnceCell::new(),
+            })
+        })
     }
 }
 
@@ -462,6 +447,44 @@ pub(crate) mod alarm {
         fn drop(&mut self) {
             let mut state = alarm().state.lock().unwrap_or_else(|e| e.into_inner());
             state.due.remove(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `fd` is registered in any of this process's epoll instances.
+    fn registered(fd: RawFd) -> bool {
+        let wanted = format!("tfd: {fd:>8} ");
+        std::fs::read_dir("/proc/self/fdinfo")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .any(|info| info.lines().any(|l| l.starts_with(&wanted)))
+    }
+
+    #[test]
+    fn racing_first_waits_leave_the_descriptor_registered() {
+        // Regression: may removes a descriptor from epoll when a registration of it fails, so
+        // two handles' first waits racing to register it used to undo each other, and the
+        // waiter then slept forever.
+        crate::runtime::ensure_started().unwrap();
+        for round in 0..200 {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let green = Green::new(listener, Arc::default());
+            let start = std::sync::Barrier::new(4);
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        start.wait();
+                        green.waits().unwrap();
+                    });
+                }
+            });
+            let fd = green.get_ref().as_raw_fd();
+            assert!(registered(fd), "round {round}: fd {fd} fell out of epoll");
         }
     }
 }
