@@ -4,7 +4,7 @@
 //! attributes are spelled `#[green::main]` and `#[green::test]`. The expansion calls
 //! `::greennet::runtime::Builder`, so the `greennet` package must be a dependency too.
 //!
-//! ```ignore
+//! ```text
 //! #[green::main(workers = 4, stack_size = 65536)]
 //! fn main() -> std::io::Result<()> {
 //!     let listener = greennet::net::TcpListener::bind("127.0.0.1:8000")?;

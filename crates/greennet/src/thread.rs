@@ -202,7 +202,7 @@ pub fn yield_now() {
         n.set(n.get().wrapping_add(1));
         n.get()
     });
-    if count % 32 != 0 {
+    if !count.is_multiple_of(32) {
         return may::coroutine::yield_now();
     }
     let wake = crate::green::alarm::Wake::Coroutine(may::coroutine::current());

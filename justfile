@@ -1,0 +1,17 @@
+# Everyday commands. Each is one line that calls cargo or a script in the repo.
+
+# Run the seed's hello server on greennet (127.0.0.1:8000, or the port given).
+demo port="8000":
+    cargo run --release --example green_hello -- {{port}}
+
+# Run every test in the workspace.
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
+
+# Micro-benchmarks (criterion).
+bench:
+    cargo bench -p benches

@@ -1,0 +1,90 @@
+//! On a runtime with a single worker thread, a coroutine sleeping in greennet::thread::sleep
+//! must not hold up another: the second one runs (and does socket I/O) while the first sleeps.
+use greennet::net::{TcpListener, TcpStream};
+use greennet::thread;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+#[green::test(workers = 1)]
+fn sleeping_coroutine_does_not_hold_up_another() {
+    assert_eq!(greennet::runtime::config().unwrap().workers, 1);
+    let order = Arc::new(Mutex::new(Vec::new()));
+
+    let sleeper = {
+        let order = order.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(500));
+            order.lock().unwrap().push("sleeper");
+        })
+    };
+    let talker = {
+        let order = order.clone();
+        thread::spawn(move || {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = thread::spawn(move || {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut buf = [0; 4];
+                conn.read_exact(&mut buf).unwrap();
+                conn.write_all(&buf).unwrap();
+            });
+            let mut client = TcpStream::connect(addr).unwrap();
+            client.write_all(b"ping").unwrap();
+            let mut buf = [0; 4];
+            client.read_exact(&mut buf).unwrap();
+            server.join().unwrap();
+            assert_eq!(&buf, b"ping");
+            order.lock().unwrap().push("talker");
+        })
+    };
+    talker.join().unwrap();
+    sleeper.join().unwrap();
+    // With a worker-blocking sleep, the talker could only run after the sleeper woke.
+    assert_eq!(*order.lock().unwrap(), ["talker", "sleeper"]);
+}
+
+#[green::test(workers = 1)]
+fn the_single_worker_is_shared_by_many() {
+    let handles: Vec<_> = (0..200)
+        .map(|i| {
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(50));
+                i
+            })
+        })
+        .collect();
+    let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, (0..200).sum());
+}
+
+#[test]
+fn a_yield_loop_lets_new_coroutines_start() {
+    // This plain test may start the runtime before the others: configure it the same way.
+    greennet::runtime::Builder::new()
+        .workers(1)
+        .start()
+        .unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let spinner = thread::spawn(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            let setter = {
+                let flag = flag.clone();
+                // Spawned while this coroutine holds the only worker and never parks.
+                thread::spawn(move || flag.store(true, Ordering::Release))
+            };
+            while !flag.load(Ordering::Acquire) {
+                thread::yield_now();
+            }
+            setter.join().unwrap();
+        });
+        spinner.join().unwrap();
+        done_tx.send(()).unwrap();
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(20)).is_ok(),
+        "a coroutine looping on yield_now starved a new coroutine"
+    );
+}

@@ -1,0 +1,60 @@
+//! Child-process helper for the tests: `greennet-probe MODE`. Each mode exercises something
+//! that configures or ends a whole process, and reports on stdout/stderr and its exit status.
+use greennet::thread;
+use std::process::ExitCode;
+
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth as u8; 512]);
+    if depth == 0 {
+        u64::from(frame[7])
+    } else {
+        recurse(depth - 1) + u64::from(frame[3])
+    }
+}
+
+fn main() -> ExitCode {
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    match mode.as_str() {
+        // Start the runtime from the environment and print what it runs with, or the error.
+        "config" => match greennet::runtime::Builder::new().start() {
+            Ok(c) => {
+                println!("workers={} stack_size={}", c.workers, c.stack_size);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("error kind={:?} message={e}", e.kind());
+                ExitCode::from(3)
+            }
+        },
+        // Code settings win over the environment.
+        "config-code" => {
+            let c = greennet::runtime::Builder::new()
+                .workers(3)
+                .stack_size(128 * 1024)
+                .start()
+                .expect("start");
+            println!("workers={} stack_size={}", c.workers, c.stack_size);
+            ExitCode::SUCCESS
+        }
+        // A coroutine overflows its stack; the process reports it and carries on.
+        "overflow" => greennet::run(|| {
+            let deep = thread::Builder::new()
+                .name("deep".into())
+                .stack_size(64 * 1024)
+                .spawn(|| recurse(10_000_000))
+                .expect("spawn");
+            let err = deep.join().expect_err("overflow must not return a value");
+            let text = err.downcast_ref::<String>().cloned().unwrap_or_default();
+            println!("join error: {text}");
+            let after = thread::spawn(|| 7).join().expect("runtime still works");
+            println!("after overflow: {after}");
+            ExitCode::SUCCESS
+        }),
+        // `#[green::main]`'s body panics: the process fails like a panicking std main.
+        "panic-main" => greennet::run(|| panic!("main body gave up")),
+        _ => {
+            eprintln!("unknown mode {mode:?}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The seed pair: `green_hello.rs` must stay `threaded_baseline.rs` with only its `use` lines and
+//! `#[green::main]` changed, and both must answer a real HTTP client on loopback.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+/// The file without the lines a migration is allowed to change.
+fn migration_invariant(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("use ") && l.trim() != "#[green::main]")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn green_hello_is_the_baseline_with_only_use_lines_and_the_attribute_changed() {
+    let dir = examples_dir();
+    let baseline = migration_invariant(&dir.join("threaded_baseline.rs"));
+    let green = migration_invariant(&dir.join("green_hello.rs"));
+    assert_eq!(
+        baseline, green,
+        "the two seed examples differ beyond the migration"
+    );
+    let green_text = std::fs::read_to_string(dir.join("green_hello.rs")).unwrap();
+    assert!(green_text.contains("\n#[green::main]\nfn main()"));
+    assert!(green_text.contains("use greennet::net::"));
+}
+
+/// The example binaries cargo built next to this test's own executable.
+fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join(name);
+    assert!(path.exists(), "{} is not built", path.display());
+    path
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts an example on an ephemeral port and returns it with the address it printed.
+fn start(name: &str) -> (Server, String) {
+    let mut child = Command::new(example_binary(name))
+        .arg("0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    (server, addr)
+}
+
+fn curl(addr: &str) -> String {
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--include", "--max-time", "10"])
+        .arg(format!("http://{addr}/"))
+        .output()
+        .expect("curl is required for this test (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn serves_hello(name: &str) {
+    let (_server, addr) = start(name);
+    for _ in 0..20 {
+        let answer = curl(&addr);
+        assert!(answer.starts_with("HTTP/1.0 200 OK\r\n"), "{answer:?}");
+        assert!(
+            answer.contains("Content-Type: text/plain\r\n"),
+            "{answer:?}"
+        );
+        assert!(answer.contains("Content-Length: 5\r\n"), "{answer:?}");
+        assert!(answer.ends_with("\r\n\r\nhello"), "{answer:?}");
+    }
+}
+
+#[test]
+fn threaded_baseline_answers_curl() {
+    serves_hello("threaded_baseline");
+}
+
+#[test]
+fn green_hello_answers_curl() {
+    serves_hello("green_hello");
+}
+
+#[test]
+fn green_hello_serves_many_clients_at_once() {
+    let (_server, addr) = start("green_hello");
+    let clients: Vec<_> = (0..200)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut c = std::net::TcpStream::connect(&addr).unwrap();
+                c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                    .unwrap();
+                c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+                let mut answer = String::new();
+                c.read_to_string(&mut answer).unwrap();
+                answer
+            })
+        })
+        .collect();
+    for c in clients {
+        assert!(c.join().unwrap().ends_with("\r\n\r\nhello"));
+    }
+}

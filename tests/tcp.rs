@@ -1,0 +1,263 @@
+//! greennet::net TCP on real loopback sockets: the behaviour the foundation relies on.
+use greennet::net::{Shutdown, TcpListener, TcpStream};
+use greennet::thread;
+use std::io::{ErrorKind, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (client, server)
+}
+
+#[green::test]
+fn echo_between_coroutines() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (mut conn, peer) = listener.accept().unwrap();
+        assert_eq!(peer, conn.peer_addr().unwrap());
+        let mut buf = vec![0; 64 * 1024];
+        let mut total = 0;
+        loop {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                break total;
+            }
+            conn.write_all(&buf[..n]).unwrap();
+            total += n;
+        }
+    });
+    let mut client = TcpStream::connect(addr).unwrap();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let writer = {
+        let mut w = client.try_clone().unwrap();
+        let data = data.clone();
+        thread::spawn(move || {
+            w.write_all(&data).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    let mut back = Vec::new();
+    client.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    assert_eq!(server.join().unwrap(), data.len());
+    assert!(back == data, "echoed bytes differ");
+}
+
+#[green::test]
+fn reader_and_writer_share_one_socket() {
+    // One coroutine blocks reading while another writes through `&TcpStream`.
+    let (client, server) = pair();
+    let client = Arc::new(client);
+    let reader = {
+        let client = client.clone();
+        thread::spawn(move || {
+            let mut got = Vec::new();
+            (&*client).read_to_end(&mut got).unwrap();
+            got.len()
+        })
+    };
+    let peer = thread::spawn(move || {
+        let mut server = server;
+        let mut buf = vec![0; 4 << 20];
+        server.read_exact(&mut buf).unwrap();
+        server.write_all(&buf).unwrap();
+    });
+    // 4 MiB is far beyond the socket buffers, so the writer must wait too while the reader waits.
+    (&*client).write_all(&vec![7u8; 4 << 20]).unwrap();
+    peer.join().unwrap();
+    assert_eq!(reader.join().unwrap(), 4 << 20);
+}
+
+#[green::test]
+fn many_acceptors_on_one_listener_all_get_connections() {
+    let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+    let addr = listener.local_addr().unwrap();
+    let acceptors: Vec<_> = (0..8)
+        .map(|_| {
+            let listener = listener.clone();
+            thread::spawn(move || {
+                let mut served = 0;
+                loop {
+                    let (mut conn, _) = listener.accept().unwrap();
+                    let mut byte = [0];
+                    conn.read_exact(&mut byte).unwrap();
+                    if byte[0] == b'q' {
+                        break served;
+                    }
+                    conn.write_all(b"ok").unwrap();
+                    served += 1;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..64 {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"x").unwrap();
+        let mut ok = [0; 2];
+        c.read_exact(&mut ok).unwrap();
+        assert_eq!(&ok, b"ok");
+    }
+    for _ in 0..8 {
+        TcpStream::connect(addr).unwrap().write_all(b"q").unwrap();
+    }
+    let served: usize = acceptors.into_iter().map(|a| a.join().unwrap()).sum();
+    assert_eq!(served, 64);
+}
+
+fn read_timeout_is_would_block() {
+    let (mut client, _server) = pair();
+    assert_eq!(
+        client
+            .set_read_timeout(Some(Duration::ZERO))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    client
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    assert_eq!(
+        client.read_timeout().unwrap(),
+        Some(Duration::from_millis(50))
+    );
+    let start = Instant::now();
+    let err = client.read(&mut [0; 8]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock, "{err}");
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(50), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[green::test]
+fn read_timeout_in_a_coroutine() {
+    read_timeout_is_would_block();
+}
+
+#[test]
+fn read_timeout_on_a_plain_thread() {
+    read_timeout_is_would_block();
+}
+
+#[test]
+fn plain_threads_use_greennet_sockets_as_std() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"from a thread").unwrap();
+    });
+    let mut text = String::new();
+    TcpStream::connect(addr)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    server.join().unwrap();
+    assert_eq!(text, "from a thread");
+}
+
+#[green::test]
+fn shutdown_read_wakes_a_blocked_reader() {
+    let (client, _server) = pair();
+    let client = Arc::new(client);
+    let reader = {
+        let client = client.clone();
+        thread::spawn(move || (&*client).read(&mut [0; 8]))
+    };
+    thread::sleep(Duration::from_millis(50));
+    client.shutdown(Shutdown::Read).unwrap();
+    assert_eq!(reader.join().unwrap().unwrap(), 0);
+}
+
+#[green::test]
+fn nonblocking_mode_returns_would_block() {
+    let (client, mut server) = pair();
+    let mut clone = client.try_clone().unwrap();
+    client.set_nonblocking(true).unwrap();
+    // Shared with the clone, as std's O_NONBLOCK is.
+    assert_eq!(
+        clone.read(&mut [0; 8]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    server.write_all(b"now").unwrap();
+    let mut buf = [0; 3];
+    let start = Instant::now();
+    loop {
+        match clone.read(&mut buf) {
+            Ok(n) => break assert_eq!(&buf[..n], b"now"),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+}
+
+#[green::test]
+fn std_errors_for_bind_and_connect() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    assert_eq!(
+        TcpListener::bind(addr).unwrap_err().kind(),
+        ErrorKind::AddrInUse
+    );
+    drop(listener);
+    assert_eq!(
+        TcpStream::connect(addr).unwrap_err().kind(),
+        ErrorKind::ConnectionRefused
+    );
+    assert_eq!(
+        TcpStream::connect_timeout(&addr, Duration::ZERO)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+#[green::test]
+fn writing_to_a_closed_peer_is_broken_pipe_not_sigpipe() {
+    let (mut client, server) = pair();
+    drop(server);
+    let start = Instant::now();
+    let err = loop {
+        if let Err(e) = client.write(&[0; 1024]) {
+            break e;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+        thread::sleep(Duration::from_millis(5));
+    };
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn conversions_keep_the_users_blocking_mode() {
+    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+    let (client, _server) = pair();
+    // Handed to std in blocking mode (the default), it behaves as a blocking std socket.
+    let std_stream: std::net::TcpStream = client.into();
+    std_stream
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let err = (&std_stream).read(&mut [0; 4]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock);
+    // And back: adopted with its mode; greennet's own read waits (here: times out) as std's.
+    let fd = std_stream.into_raw_fd();
+    // SAFETY: `fd` was just released by `into_raw_fd` and is owned by nothing else.
+    let back = unsafe { TcpStream::from_raw_fd(fd) };
+    back.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    assert_eq!(
+        (&back).read(&mut [0; 4]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    let owned: OwnedFd = back.into();
+    let _again = TcpStream::from(owned);
+}

@@ -1,0 +1,2 @@
+#[green::main(workers)]
+fn main() {}

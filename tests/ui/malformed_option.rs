@@ -1,0 +1,2 @@
+#[green::main(workers = "four")]
+fn main() {}

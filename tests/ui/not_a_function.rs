@@ -1,0 +1,4 @@
+#[green::main]
+struct Server;
+
+fn main() {}

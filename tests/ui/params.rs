@@ -1,0 +1,4 @@
+#[green::main]
+fn main(port: u16) {
+    let _ = port;
+}

@@ -1,0 +1,4 @@
+#[green::test]
+async fn checks() {}
+
+fn main() {}

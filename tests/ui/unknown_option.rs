@@ -1,0 +1,2 @@
+#[green::main(threads = 4)]
+fn main() {}

@@ -1,0 +1,2 @@
+#[green::main(workers = 0)]
+fn main() {}
