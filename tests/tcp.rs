@@ -261,3 +261,11 @@ fn conversions_keep_the_users_blocking_mode() {
     let owned: OwnedFd = back.into();
     let _again = TcpStream::from(owned);
 }
+
+#[test]
+fn sockets_have_std_auto_traits() {
+    fn all<T: Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    all::<TcpStream>();
+    all::<TcpListener>();
+    all::<std::net::TcpStream>();
+}

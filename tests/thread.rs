@@ -263,3 +263,18 @@ fn reexports_are_std_items() {
     let key: &'static thread::LocalKey<u8> = &X;
     assert_eq!(key.with(|x| *x), 1);
 }
+
+#[test]
+fn handles_have_std_auto_traits() {
+    // As std: handles are Send and Sync; Thread and Builder are also unwind-safe, JoinHandle
+    // (a cell awaiting the result) is not.
+    fn send_sync<T: Send + Sync>() {}
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    send_sync::<thread::Thread>();
+    send_sync::<thread::ThreadId>();
+    send_sync::<thread::JoinHandle<u8>>();
+    send_sync::<thread::Builder>();
+    unwind_safe::<thread::Thread>();
+    unwind_safe::<thread::ThreadId>();
+    unwind_safe::<thread::Builder>();
+}

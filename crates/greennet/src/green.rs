@@ -175,6 +175,13 @@ pub(crate) struct Green<T: AsRawFd> {
     inner: T,
 }
 
+// may's registration holds timer state in a `RefCell`, which makes it `!RefUnwindSafe`. A panic
+// cannot leave a `Green` half-updated: the registration either exists or not, and the direction
+// locks are released by their guards. So `Green` is as unwind-safe as the handle it wraps, which
+// keeps greennet's sockets as unwind-safe as std's.
+impl<T: AsRawFd + std::panic::UnwindSafe> std::panic::UnwindSafe for Green<T> {}
+impl<T: AsRawFd + std::panic::RefUnwindSafe> std::panic::RefUnwindSafe for Green<T> {}
+
 impl<T: AsRawFd> Green<T> {
     /// Wraps a handle whose descriptor is already in non-blocking mode.
     pub(crate) fn new(inner: T, shared: Arc<Shared>) -> Self {

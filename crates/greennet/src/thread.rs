@@ -167,6 +167,19 @@ pub fn current() -> Thread {
 /// Puts the current coroutine to sleep for at least `dur`, letting its worker run others.
 ///
 /// On a plain thread this is `std::thread::sleep`.
+///
+/// ```
+/// use greennet::thread;
+/// use std::time::{Duration, Instant};
+///
+/// let start = Instant::now();
+/// let sleepers: Vec<_> = (0..1000)
+///     .map(|_| thread::spawn(|| thread::sleep(Duration::from_millis(50))))
+///     .collect();
+/// sleepers.into_iter().for_each(|h| h.join().unwrap());
+/// // A thousand sleeps, side by side.
+/// assert!(start.elapsed() < Duration::from_secs(10));
+/// ```
 pub fn sleep(dur: Duration) {
     if !may::coroutine::is_coroutine() {
         return std::thread::sleep(dur);
@@ -191,8 +204,9 @@ pub fn sleep(dur: Duration) {
 /// A coroutine that loops on `yield_now` still lets newly spawned coroutines start and lets its
 /// worker poll for I/O: may's own yield only rotates the worker's local queue, so every 32nd
 /// yield on a worker steps out through may's global queue instead, which costs a wake-up from
-/// another thread (microseconds rather than nanoseconds). On a plain thread this is
-/// `std::thread::yield_now`.
+/// another thread (microseconds rather than nanoseconds); that step uses the coroutine's park
+/// token, so a later [`park`] may return spuriously, which std's contract allows. On a plain
+/// thread this is `std::thread::yield_now`.
 pub fn yield_now() {
     if !may::coroutine::is_coroutine() {
         return std::thread::yield_now();
@@ -214,7 +228,27 @@ pub fn yield_now() {
 /// Blocks the current coroutine until its [`Thread::unpark`] is called (or spuriously).
 ///
 /// As in std, each handle holds one token: an `unpark` that comes first makes the next `park`
-/// return at once. On a plain thread this is `std::thread::park`.
+/// return at once, and `park` may also return spuriously, so wait for a condition in a loop.
+/// On a plain thread this is `std::thread::park`.
+///
+/// ```
+/// use greennet::thread;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let ready = Arc::new(AtomicBool::new(false));
+/// let waiter = {
+///     let ready = ready.clone();
+///     thread::spawn(move || {
+///         while !ready.load(Ordering::Acquire) {
+///             thread::park();
+///         }
+///     })
+/// };
+/// ready.store(true, Ordering::Release);
+/// waiter.thread().unpark();
+/// waiter.join().unwrap();
+/// ```
 pub fn park() {
     if may::coroutine::is_coroutine() {
         may::coroutine::park();
@@ -294,6 +328,17 @@ fn overflow_message(thread: &Thread, stack_size: usize) -> String {
 }
 
 /// Configures a coroutine before it starts, like `std::thread::Builder`.
+///
+/// ```
+/// use greennet::thread;
+///
+/// let handle = thread::Builder::new()
+///     .name("worker".into())
+///     .stack_size(256 * 1024)
+///     .spawn(|| thread::current().name().map(str::to_owned))?;
+/// assert_eq!(handle.join().unwrap().as_deref(), Some("worker"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct Builder {
     name: Option<String>,
@@ -460,6 +505,16 @@ fn spawn_failed<T>(packet: &Packet<'_, T>) {
 }
 
 /// Starts a coroutine running `f` and returns a handle to join it.
+///
+/// Called from a plain thread it works too: the coroutine runs on the runtime (started on first
+/// use) and `join` blocks the calling thread.
+///
+/// ```
+/// use greennet::thread;
+///
+/// let handle = thread::spawn(|| "done");
+/// assert_eq!(handle.join().unwrap(), "done");
+/// ```
 ///
 /// # Panics
 ///
