@@ -88,3 +88,55 @@ fn a_yield_loop_lets_new_coroutines_start() {
         "a coroutine looping on yield_now starved a new coroutine"
     );
 }
+
+#[green::test(workers = 1)]
+fn blocking_calls_leave_the_worker_free() {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let slow = {
+        let order = order.clone();
+        thread::spawn(move || {
+            // A call that blocks its thread: on the pool, it must not stop the other coroutine.
+            greennet::blocking(|| std::thread::sleep(Duration::from_millis(300)));
+            order.lock().unwrap().push("blocking call");
+        })
+    };
+    let quick = {
+        let order = order.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            order.lock().unwrap().push("quick");
+        })
+    };
+    quick.join().unwrap();
+    slow.join().unwrap();
+    assert_eq!(*order.lock().unwrap(), ["quick", "blocking call"]);
+}
+
+#[green::test(workers = 1)]
+fn blocking_returns_values_and_panics() {
+    assert_eq!(greennet::blocking(|| 6 * 7), 42);
+    let caught = std::panic::catch_unwind(|| greennet::blocking(|| panic!("in the pool")));
+    assert!(caught.is_err());
+}
+
+#[green::test(workers = 1)]
+fn host_names_resolve_in_a_coroutine() {
+    let listener = TcpListener::bind("localhost:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"hi").unwrap();
+    });
+    let mut c = TcpStream::connect(("localhost", port)).unwrap();
+    let mut hi = [0; 2];
+    c.read_exact(&mut hi).unwrap();
+    server.join().unwrap();
+    assert_eq!(&hi, b"hi");
+    // Errors are std's own.
+    let ours = TcpStream::connect("localhost").unwrap_err();
+    let std = std::net::TcpStream::connect("localhost").unwrap_err();
+    assert_eq!(
+        (ours.kind(), ours.to_string()),
+        (std.kind(), std.to_string())
+    );
+}

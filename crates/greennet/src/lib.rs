@@ -31,9 +31,11 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
+pub mod blocking;
 mod green;
 pub mod net;
 pub mod runtime;
 pub mod thread;
 
+pub use blocking::blocking;
 pub use runtime::run;

@@ -30,6 +30,7 @@
 //! }
 //! ```
 
+mod addr;
 mod tcp;
 
 pub use self::tcp::{Incoming, TcpListener, TcpStream};

@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawF
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::addr::each_addr;
 use crate::green::{self, Dir, Green, Shared};
 
 /// A TCP connection, as `std::net::TcpStream`, whose blocking calls park the coroutine.
@@ -41,27 +42,6 @@ pub struct TcpListener(Green<std::net::TcpListener>);
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
-}
-
-/// Tries each address `addr` resolves to, in order, and returns the first success or the last
-/// error, as std does for `connect` and `bind`.
-fn each_addr<A: ToSocketAddrs, T>(
-    addr: A,
-    mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
-) -> io::Result<T> {
-    let mut last = None;
-    for addr in addr.to_socket_addrs()? {
-        match f(&addr) {
-            Ok(v) => return Ok(v),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "could not resolve to any addresses",
-        )
-    }))
 }
 
 impl TcpStream {
