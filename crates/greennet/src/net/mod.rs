@@ -30,10 +30,103 @@
 //! }
 //! ```
 
+/// The conversions between greennet's and std's sockets, and to and from raw descriptors. What
+/// leaves greennet leaves in the blocking mode the user chose; what enters is switched to
+/// non-blocking underneath, keeping the mode it came with as the user's choice.
+macro_rules! fd_conversions {
+    ($green:ident, $std:ty) => {
+        impl $green {
+            fn from_std_inner(std: $std) -> ::std::io::Result<$green> {
+                let fd = ::std::os::fd::AsRawFd::as_raw_fd(&std);
+                // SAFETY: F_GETFL reads the flags of a descriptor `std` owns.
+                let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+                if flags < 0 {
+                    return Err(::std::io::Error::last_os_error());
+                }
+                $crate::green::set_fd_nonblocking(fd, true)?;
+                let shared = $crate::green::Shared::default();
+                shared.set_nonblocking(flags & libc::O_NONBLOCK != 0);
+                Ok($green($crate::green::Green::new(
+                    std,
+                    ::std::sync::Arc::new(shared),
+                )))
+            }
+
+            fn into_std_inner(self) -> $std {
+                let nonblocking = self.0.shared().nonblocking();
+                let std = self.0.into_inner();
+                // Best effort: the descriptor stays valid either way, and std's own conversions
+                // cannot fail either.
+                let fd = ::std::os::fd::AsRawFd::as_raw_fd(&std);
+                let _ = $crate::green::set_fd_nonblocking(fd, nonblocking);
+                std
+            }
+        }
+
+        impl From<$std> for $green {
+            /// Adopts a std socket; its blocking mode becomes this handle's mode.
+            ///
+            /// # Panics
+            ///
+            /// If the descriptor's flags cannot be read or changed, which only happens when it is
+            /// not a valid open descriptor.
+            fn from(std: $std) -> $green {
+                $green::from_std_inner(std)
+                    .unwrap_or_else(|e| panic!("greennet: cannot adopt {}: {e}", stringify!($std)))
+            }
+        }
+
+        impl From<$green> for $std {
+            fn from(green: $green) -> $std {
+                green.into_std_inner()
+            }
+        }
+
+        impl ::std::os::fd::AsRawFd for $green {
+            fn as_raw_fd(&self) -> ::std::os::fd::RawFd {
+                ::std::os::fd::AsRawFd::as_raw_fd(self.0.get_ref())
+            }
+        }
+
+        impl ::std::os::fd::AsFd for $green {
+            fn as_fd(&self) -> ::std::os::fd::BorrowedFd<'_> {
+                ::std::os::fd::AsFd::as_fd(self.0.get_ref())
+            }
+        }
+
+        impl ::std::os::fd::FromRawFd for $green {
+            unsafe fn from_raw_fd(fd: ::std::os::fd::RawFd) -> $green {
+                // SAFETY: the caller passes ownership of an open socket descriptor, as for std.
+                $green::from(unsafe { <$std as ::std::os::fd::FromRawFd>::from_raw_fd(fd) })
+            }
+        }
+
+        impl ::std::os::fd::IntoRawFd for $green {
+            fn into_raw_fd(self) -> ::std::os::fd::RawFd {
+                ::std::os::fd::IntoRawFd::into_raw_fd(self.into_std_inner())
+            }
+        }
+
+        impl From<::std::os::fd::OwnedFd> for $green {
+            fn from(fd: ::std::os::fd::OwnedFd) -> $green {
+                $green::from(<$std>::from(fd))
+            }
+        }
+
+        impl From<$green> for ::std::os::fd::OwnedFd {
+            fn from(green: $green) -> ::std::os::fd::OwnedFd {
+                green.into_std_inner().into()
+            }
+        }
+    };
+}
+
 mod addr;
 mod tcp;
+mod udp;
 
 pub use self::tcp::{Incoming, TcpListener, TcpStream};
+pub use self::udp::UdpSocket;
 pub use std::net::{
     AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
     ToSocketAddrs,

@@ -1,7 +1,6 @@
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -325,93 +324,6 @@ impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.get_ref().fmt(f)
     }
-}
-
-/// The conversions between greennet's and std's sockets, and to and from raw descriptors. What
-/// leaves greennet leaves in the blocking mode the user chose; what enters is switched to
-/// non-blocking underneath, keeping the mode it came with as the user's choice.
-macro_rules! fd_conversions {
-    ($green:ident, $std:ty) => {
-        impl $green {
-            fn from_std_inner(std: $std) -> io::Result<$green> {
-                let fd = std.as_raw_fd();
-                // SAFETY: F_GETFL reads the flags of a descriptor `std` owns.
-                let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-                if flags < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                green::set_fd_nonblocking(fd, true)?;
-                let shared = Shared::default();
-                shared.set_nonblocking(flags & libc::O_NONBLOCK != 0);
-                Ok($green(Green::new(std, Arc::new(shared))))
-            }
-
-            fn into_std_inner(self) -> $std {
-                let nonblocking = self.0.shared().nonblocking();
-                let std = self.0.into_inner();
-                // Best effort: the descriptor stays valid either way, and std's own conversions
-                // cannot fail either.
-                let _ = green::set_fd_nonblocking(std.as_raw_fd(), nonblocking);
-                std
-            }
-        }
-
-        impl From<$std> for $green {
-            /// Adopts a std socket; its blocking mode becomes this handle's mode.
-            ///
-            /// # Panics
-            ///
-            /// If the descriptor's flags cannot be read or changed, which only happens when it is
-            /// not a valid open descriptor.
-            fn from(std: $std) -> $green {
-                $green::from_std_inner(std)
-                    .unwrap_or_else(|e| panic!("greennet: cannot adopt {}: {e}", stringify!($std)))
-            }
-        }
-
-        impl From<$green> for $std {
-            fn from(green: $green) -> $std {
-                green.into_std_inner()
-            }
-        }
-
-        impl AsRawFd for $green {
-            fn as_raw_fd(&self) -> RawFd {
-                self.0.get_ref().as_raw_fd()
-            }
-        }
-
-        impl AsFd for $green {
-            fn as_fd(&self) -> BorrowedFd<'_> {
-                self.0.get_ref().as_fd()
-            }
-        }
-
-        impl FromRawFd for $green {
-            unsafe fn from_raw_fd(fd: RawFd) -> $green {
-                // SAFETY: the caller passes ownership of an open socket descriptor, as for std.
-                $green::from(unsafe { <$std>::from_raw_fd(fd) })
-            }
-        }
-
-        impl IntoRawFd for $green {
-            fn into_raw_fd(self) -> RawFd {
-                self.into_std_inner().into_raw_fd()
-            }
-        }
-
-        impl From<OwnedFd> for $green {
-            fn from(fd: OwnedFd) -> $green {
-                $green::from(<$std>::from(fd))
-            }
-        }
-
-        impl From<$green> for OwnedFd {
-            fn from(green: $green) -> OwnedFd {
-                green.into_std_inner().into()
-            }
-        }
-    };
 }
 
 fd_conversions!(TcpStream, std::net::TcpStream);
