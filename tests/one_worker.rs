@@ -140,3 +140,38 @@ fn host_names_resolve_in_a_coroutine() {
         (std.kind(), std.to_string())
     );
 }
+
+#[green::test(workers = 1)]
+fn a_mutex_held_across_a_sleep_does_not_deadlock_the_worker() {
+    // With std's Mutex this deadlocks the only worker: the second locker blocks the thread
+    // that the holder needs in order to wake up and unlock.
+    let m = Arc::new(greennet::sync::Mutex::new(0));
+    let holder = {
+        let m = m.clone();
+        thread::spawn(move || {
+            let mut g = m.lock().unwrap();
+            thread::sleep(Duration::from_millis(50));
+            *g += 1;
+        })
+    };
+    thread::sleep(Duration::from_millis(5));
+    let waiter = {
+        let m = m.clone();
+        thread::spawn(move || *m.lock().unwrap() += 1)
+    };
+    holder.join().unwrap();
+    waiter.join().unwrap();
+    assert_eq!(*m.lock().unwrap(), 2);
+}
+
+#[green::test(workers = 1)]
+fn a_channel_receiver_parks_without_blocking_the_worker() {
+    let (tx, rx) = greennet::sync::mpsc::channel();
+    let receiver = thread::spawn(move || rx.recv().unwrap());
+    // The sender runs on the same single worker while the receiver waits.
+    thread::spawn(move || tx.send("through"))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(receiver.join().unwrap(), "through");
+}

@@ -366,6 +366,8 @@ pub(crate) mod alarm {
         /// A parked coroutine. Unparked from this (non-worker) thread, it goes through may's
         /// global queue, which makes its worker also poll for I/O and take new coroutines.
         Coroutine(may::coroutine::Coroutine),
+        /// A coroutine or thread parked on a may `Blocker` (the sync primitives' timeouts).
+        Blocker(Arc<may::sync::Blocker>),
     }
 
     impl Wake {
@@ -373,6 +375,7 @@ pub(crate) mod alarm {
             match self {
                 Wake::Io(waker) => waker.wakeup(),
                 Wake::Coroutine(co) => co.unpark(),
+                Wake::Blocker(blocker) => blocker.unpark(),
             }
         }
     }

@@ -35,6 +35,7 @@ pub mod blocking;
 mod green;
 pub mod net;
 pub mod runtime;
+pub mod sync;
 pub mod thread;
 
 pub use blocking::blocking;
