@@ -120,9 +120,11 @@ fn read_timeout_is_would_block() {
     client
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
-    assert_eq!(
-        client.read_timeout().unwrap(),
-        Some(Duration::from_millis(50))
+    // As std reports it: the kernel's value, rounded up to its clock tick.
+    let kept = client.read_timeout().unwrap().unwrap();
+    assert!(
+        kept >= Duration::from_millis(50) && kept <= Duration::from_millis(60),
+        "{kept:?}"
     );
     let start = Instant::now();
     let err = client.read(&mut [0; 8]).unwrap_err();

@@ -66,16 +66,27 @@ impl Shared {
         }
     }
 
-    /// Stores a timeout, rejecting zero exactly as std does.
-    pub(crate) fn set_timeout(&self, dir: Dir, dur: Option<Duration>) -> io::Result<()> {
-        let ns = match dur {
-            None => 0,
-            Some(d) if d.is_zero() => return Err(zero_timeout()),
-            // Saturate absurdly long timeouts instead of wrapping; 584 years is "forever".
-            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
-        };
+    /// Caches a timeout the kernel reported (`None`: no timeout).
+    fn cache_timeout(&self, dir: Dir, dur: Option<Duration>) {
+        // 0 stands for "none"; saturate absurdly long timeouts (584 years) instead of wrapping.
+        let ns = dur.map_or(0, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+        });
         self.timeout_cell(dir).store(ns, Ordering::Relaxed);
-        Ok(())
+    }
+
+    /// A fresh `Shared` for a socket adopted from elsewhere, taking over the timeouts the
+    /// kernel holds for it (a std socket may have had them set before it came to greennet).
+    pub(crate) fn adopted(fd: RawFd, nonblocking: bool) -> Shared {
+        let shared = Shared::default();
+        shared.set_nonblocking(nonblocking);
+        // SAFETY: the caller's handle owns `fd` and keeps it open during this call.
+        let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let sock = socket2::SockRef::from(&sock);
+        // Not a socket with timeouts (or an error): no timeouts, as for a new socket.
+        shared.cache_timeout(Dir::Read, sock.read_timeout().ok().flatten());
+        shared.cache_timeout(Dir::Write, sock.write_timeout().ok().flatten());
+        shared
     }
 }
 
@@ -85,6 +96,56 @@ pub(crate) fn zero_timeout() -> io::Error {
         io::ErrorKind::InvalidInput,
         "cannot set a 0 duration timeout",
     )
+}
+
+/// The std socket types whose read and write timeouts greennet mirrors. Timeouts are set through
+/// std (so validation, rounding and the kernel's `SO_RCVTIMEO`/`SO_SNDTIMEO` are std's, and they
+/// survive conversions back to std), and the value the kernel reports back (rounded to its clock
+/// tick, as std's getter shows it) is cached for the green core's own deadlines.
+pub(crate) trait StdTimeouts {
+    fn set_std_timeout(&self, dir: Dir, dur: Option<Duration>) -> io::Result<()>;
+    fn std_timeout(&self, dir: Dir) -> io::Result<Option<Duration>>;
+}
+
+macro_rules! std_timeouts {
+    ($($t:ty),*) => {$(
+        impl StdTimeouts for $t {
+            fn set_std_timeout(&self, dir: Dir, dur: Option<Duration>) -> io::Result<()> {
+                match dir {
+                    Dir::Read => self.set_read_timeout(dur),
+                    Dir::Write => self.set_write_timeout(dur),
+                }
+            }
+
+            fn std_timeout(&self, dir: Dir) -> io::Result<Option<Duration>> {
+                match dir {
+                    Dir::Read => self.read_timeout(),
+                    Dir::Write => self.write_timeout(),
+                }
+            }
+        }
+    )*};
+}
+
+std_timeouts!(
+    std::net::TcpStream,
+    std::net::UdpSocket,
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixDatagram
+);
+
+impl<T: AsRawFd + StdTimeouts> Green<T> {
+    /// Sets a read or write timeout exactly as std does, and caches it for waiting.
+    pub(crate) fn set_timeout(&self, dir: Dir, dur: Option<Duration>) -> io::Result<()> {
+        self.inner.set_std_timeout(dir, dur)?;
+        self.shared.cache_timeout(dir, self.inner.std_timeout(dir)?);
+        Ok(())
+    }
+
+    /// The timeout as std reports it (from the kernel).
+    pub(crate) fn timeout(&self, dir: Dir) -> io::Result<Option<Duration>> {
+        self.inner.std_timeout(dir)
+    }
 }
 
 /// What an expired read or write timeout returns on Linux: the `EAGAIN` std reports.

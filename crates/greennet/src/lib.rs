@@ -33,7 +33,9 @@
 
 pub mod blocking;
 mod green;
+#[macro_use]
 pub mod net;
+pub mod os;
 pub mod runtime;
 pub mod sync;
 pub mod thread;

@@ -44,8 +44,7 @@ macro_rules! fd_conversions {
                     return Err(::std::io::Error::last_os_error());
                 }
                 $crate::green::set_fd_nonblocking(fd, true)?;
-                let shared = $crate::green::Shared::default();
-                shared.set_nonblocking(flags & libc::O_NONBLOCK != 0);
+                let shared = $crate::green::Shared::adopted(fd, flags & libc::O_NONBLOCK != 0);
                 Ok($green($crate::green::Green::new(
                     std,
                     ::std::sync::Arc::new(shared),

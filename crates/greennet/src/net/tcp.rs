@@ -97,7 +97,7 @@ impl TcpStream {
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`.
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.0.shared().set_timeout(Dir::Read, dur)
+        self.0.set_timeout(Dir::Read, dur)
     }
 
     /// Sets how long a write may wait; `None` waits forever.
@@ -106,17 +106,17 @@ impl TcpStream {
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`.
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.0.shared().set_timeout(Dir::Write, dur)
+        self.0.set_timeout(Dir::Write, dur)
     }
 
     /// The read timeout, if one is set.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.0.shared().timeout(Dir::Read))
+        self.0.timeout(Dir::Read)
     }
 
     /// The write timeout, if one is set.
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.0.shared().timeout(Dir::Write))
+        self.0.timeout(Dir::Write)
     }
 
     /// Reads without removing the data from the socket's queue, waiting for data like `read`.

@@ -78,7 +78,7 @@ impl UdpSocket {
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`.
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.0.shared().set_timeout(Dir::Read, dur)
+        self.0.set_timeout(Dir::Read, dur)
     }
 
     /// Sets how long a send may wait.
@@ -87,17 +87,17 @@ impl UdpSocket {
     ///
     /// `InvalidInput` for `Some(Duration::ZERO)`.
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.0.shared().set_timeout(Dir::Write, dur)
+        self.0.set_timeout(Dir::Write, dur)
     }
 
     /// The receive timeout, if one is set.
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.0.shared().timeout(Dir::Read))
+        self.0.timeout(Dir::Read)
     }
 
     /// The send timeout, if one is set.
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.0.shared().timeout(Dir::Write))
+        self.0.timeout(Dir::Write)
     }
 
     /// Sets `SO_BROADCAST`.

@@ -1,0 +1,4 @@
+//! OS-specific networking, mirroring `std::os`.
+
+pub mod linux;
+pub mod unix;
