@@ -196,4 +196,80 @@ conformance! {
         got.sort();
         assert_eq!(got, [1, 2]);
     }
+
+    rwlock_shares_reads_and_excludes_writes => {
+        let l = sync::Arc::new(sync::RwLock::new(1));
+        {
+            let a = l.read().unwrap();
+            let b = l.try_read().unwrap();
+            assert_eq!(*a + *b, 2);
+            assert!(matches!(l.try_write(), Err(sync::TryLockError::WouldBlock)));
+        }
+        *l.write().unwrap() += 1;
+        let writers: Vec<_> = (0..8).map(|_| {
+            let l = l.clone();
+            thread::spawn(move || for _ in 0..50 {
+                let mut w = l.write().unwrap();
+                let v = *w;
+                thread::yield_now();
+                *w = v + 1;
+            })
+        }).collect();
+        let readers: Vec<_> = (0..8).map(|_| {
+            let l = l.clone();
+            thread::spawn(move || for _ in 0..50 {
+                assert!(*l.read().unwrap() >= 2);
+                thread::yield_now();
+            })
+        }).collect();
+        writers.into_iter().chain(readers).for_each(|h| h.join().unwrap());
+        assert_eq!(*l.read().unwrap(), 402);
+    }
+
+    rwlock_write_panic_poisons => {
+        let l = sync::Arc::new(sync::RwLock::new(0));
+        let l2 = l.clone();
+        assert!(thread::spawn(move || { let _w = l2.write().unwrap(); panic!("poison"); }).join().is_err());
+        assert!(l.is_poisoned());
+        assert!(l.read().is_err());
+        l.clear_poison();
+        assert!(l.read().is_ok());
+    }
+
+    once_runs_exactly_once => {
+        static ONCE: sync::Once = sync::Once::new();
+        static RUNS: sync::atomic::AtomicUsize = sync::atomic::AtomicUsize::new(0);
+        let hs: Vec<_> = (0..8).map(|_| thread::spawn(|| {
+            ONCE.call_once(|| {
+                thread::sleep(Duration::from_millis(20));
+                RUNS.fetch_add(1, sync::atomic::Ordering::SeqCst);
+            });
+            assert!(ONCE.is_completed());
+        })).collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(RUNS.load(sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    once_lock_initialises_once => {
+        let cell = sync::Arc::new(sync::OnceLock::new());
+        assert!(cell.get().is_none());
+        let hs: Vec<_> = (0..8).map(|i| {
+            let cell = cell.clone();
+            thread::spawn(move || *cell.get_or_init(|| { thread::sleep(Duration::from_millis(20)); i }))
+        }).collect();
+        let seen: Vec<i32> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(seen.iter().all(|v| *v == seen[0]));
+        assert_eq!(cell.set(99), Err(99));
+        let mut cell = sync::Arc::try_unwrap(cell).unwrap();
+        assert_eq!(cell.take(), Some(seen[0]));
+        assert_eq!(cell.into_inner(), None);
+    }
+
+    lazy_lock_makes_its_value_on_first_use => {
+        let lazy = sync::LazyLock::new(|| vec![1, 2, 3]);
+        assert_eq!(format!("{lazy:?}"), "LazyLock(<uninit>)");
+        assert_eq!(lazy.len(), 3);
+        assert_eq!(*sync::LazyLock::force(&lazy), [1, 2, 3]);
+        assert_eq!(format!("{lazy:?}"), "LazyLock([1, 2, 3])");
+    }
 }

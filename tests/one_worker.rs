@@ -175,3 +175,20 @@ fn a_channel_receiver_parks_without_blocking_the_worker() {
         .unwrap();
     assert_eq!(receiver.join().unwrap(), "through");
 }
+
+#[green::test(workers = 1)]
+fn a_parked_initialiser_does_not_block_the_worker() {
+    // With std's OnceLock the second caller would block the only worker in a futex while the
+    // initialiser sleeps on it: a deadlock.
+    static CELL: greennet::sync::OnceLock<u32> = greennet::sync::OnceLock::new();
+    let first = thread::spawn(|| {
+        *CELL.get_or_init(|| {
+            thread::sleep(Duration::from_millis(50));
+            7
+        })
+    });
+    thread::sleep(Duration::from_millis(5));
+    let second = thread::spawn(|| *CELL.get_or_init(|| 8));
+    assert_eq!(first.join().unwrap(), 7);
+    assert_eq!(second.join().unwrap(), 7);
+}

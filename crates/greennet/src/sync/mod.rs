@@ -2,8 +2,8 @@
 //!
 //! A `std::sync::Mutex` held by one coroutine while it waits on a socket blocks every other
 //! coroutine that reaches for it, and the worker thread they run on: with few workers, that is a
-//! deadlock. greennet's [`Mutex`], [`Condvar`], [`Barrier`] and [`mpsc`] channels park only the
-//! waiting coroutine (or, on a plain thread, the thread), with std's signatures and poisoning.
+//! deadlock. greennet's [`Mutex`], [`RwLock`], [`Condvar`], [`Barrier`], [`Once`],
+//! [`OnceLock`], [`LazyLock`] and [`mpsc`] channels park only the waiting coroutine (or, on a plain thread, the thread), with std's signatures and poisoning.
 //! What never blocks ([`Arc`], [`atomic`], the poison and error types) is std's own, re-exported,
 //! so `use greennet::sync::...` can replace `use std::sync::...`.
 //!
@@ -35,7 +35,12 @@ use std::time::{Duration, Instant};
 pub use std::sync::{atomic, Arc, LockResult, PoisonError, TryLockError, TryLockResult, Weak};
 
 pub mod mpsc;
+mod once;
+mod rwlock;
 mod waiters;
+
+pub use once::{LazyLock, Once, OnceLock, OnceState};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use waiters::Waiters;
 
