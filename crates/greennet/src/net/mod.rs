@@ -124,7 +124,7 @@ mod addr;
 mod tcp;
 mod udp;
 
-pub use self::tcp::{Incoming, TcpListener, TcpStream};
+pub use self::tcp::{Incoming, TcpListener, TcpStream, LISTEN_BACKLOG};
 pub use self::udp::UdpSocket;
 pub use std::net::{
     AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
