@@ -315,6 +315,26 @@ impl TcpListener {
         self.0.get_ref().ttl()
     }
 
+    /// Sets `IPV6_V6ONLY`; deprecated in std because it cannot take effect on a bound socket.
+    #[deprecated(
+        since = "0.1.0",
+        note = "this option can only be set before the socket is bound"
+    )]
+    pub fn set_only_v6(&self, only_v6: bool) -> io::Result<()> {
+        #[allow(deprecated)]
+        self.0.get_ref().set_only_v6(only_v6)
+    }
+
+    /// Whether `IPV6_V6ONLY` is set; deprecated in std along with its setter.
+    #[deprecated(
+        since = "0.1.0",
+        note = "this option can only be set before the socket is bound"
+    )]
+    pub fn only_v6(&self) -> io::Result<bool> {
+        #[allow(deprecated)]
+        self.0.get_ref().only_v6()
+    }
+
     /// Takes the socket's pending error (`SO_ERROR`), if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.0.get_ref().take_error()
