@@ -143,6 +143,24 @@ conformance! {
         assert_eq!(reader.join().unwrap(), 0);
     }
 
+    a_queued_reader_keeps_its_own_timeout => {
+        let listener = net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = Arc::new(net::TcpStream::connect(listener.local_addr().unwrap()).unwrap());
+        let (mut peer, _) = listener.accept().unwrap();
+        let c2 = c.clone();
+        // The first reader waits with no timeout...
+        let first = thread::spawn(move || (&*c2).read(&mut [0; 4]).unwrap());
+        thread::sleep(Duration::from_millis(30));
+        // ...and a second, started after a timeout is set, gives up on time.
+        c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let start = Instant::now();
+        let err = (&*c).read(&mut [0; 4]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WouldBlock);
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        peer.write_all(b"done").unwrap();
+        assert_eq!(first.join().unwrap(), 4);
+    }
+
     nonblocking_and_peek => {
         let listener = net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();

@@ -14,7 +14,8 @@
 //! same registration silently replaces (and loses) the first. So each direction (read, write) of
 //! a handle has its own registration, the write one on a `dup` of the descriptor made the first
 //! time a write has to wait, and within one direction only the coroutine holding that direction's
-//! lock waits on the event loop while the others queue behind it in FIFO order.
+//! turn waits on the event loop while the others queue behind it in FIFO order, each giving up
+//! at its own deadline.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -24,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use may::io::{CoIo, WaitIo, WaitIoWaker};
 use once_cell::sync::OnceCell;
+
+use crate::waiters::Waiters;
 
 /// Which readiness a call waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,11 +166,46 @@ impl AsRawFd for Fd {
     }
 }
 
+/// The right to be the one coroutine of a direction that waits on the event loop. The others
+/// queue for it, first come first served, each within its own deadline.
+struct Turn {
+    taken: AtomicBool,
+    queue: Waiters,
+}
+
+/// Gives the turn back when dropped.
+struct TurnGuard<'a>(&'a Turn);
+
+impl Turn {
+    const fn new() -> Turn {
+        Turn {
+            taken: AtomicBool::new(false),
+            queue: Waiters::new(),
+        }
+    }
+
+    /// Takes the turn, or gives up at the deadline (`None`).
+    fn take(&self, deadline: Option<Instant>) -> Option<TurnGuard<'_>> {
+        self.queue.wait_for(deadline, || {
+            self.taken
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+                .then(|| TurnGuard(self))
+        })
+    }
+}
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        self.0.taken.store(false, Ordering::SeqCst);
+        self.0.queue.wake_one();
+    }
+}
+
 /// What a handle needs once a coroutine has to wait on it, made on first use.
 struct Waits {
-    /// One lock per direction: its holder is the one coroutine of that direction that waits on
-    /// the event loop; the others queue here, first come first served.
-    turns: [may::sync::Mutex<()>; 2],
+    /// One turn per direction.
+    turns: [Turn; 2],
     /// The registration of the handle's own descriptor, used by whichever direction needs it
     /// first; `owner` says which (0 = free).
     primary: CoIo<Fd>,
@@ -304,7 +342,9 @@ impl<T: AsRawFd> Green<T> {
             }
         }
         let waits = self.waits()?;
-        let _turn = waits.turns[dir as usize].lock();
+        let Some(_turn) = waits.turns[dir as usize].take(deadline) else {
+            return Err(io::ErrorKind::TimedOut.into());
+        };
         let claim = waits.claim(dir);
         let _alarm = match (deadline, claim.io()) {
             (Some(d), Some(io)) => Some(alarm::set(d, alarm::Wake::Io(io.waker()))),
@@ -337,7 +377,7 @@ impl<T: AsRawFd> Green<T> {
         // coroutine switch happens inside).
         self.waits.get_or_try_init(|| {
             Ok(Waits {
-                turns: [may::sync::Mutex::new(()), may::sync::Mutex::new(())],
+                turns: [Turn::new(), Turn::new()],
                 primary: CoIo::new(Fd(self.inner.as_raw_fd())).map_err(io::Error::from)?,
                 owner: AtomicU8::new(0),
                 secondary: OnceCell::new(),

@@ -39,6 +39,7 @@ pub mod os;
 pub mod runtime;
 pub mod sync;
 pub mod thread;
+mod waiters;
 
 pub use blocking::blocking;
 pub use runtime::run;

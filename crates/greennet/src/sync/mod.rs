@@ -37,12 +37,11 @@ pub use std::sync::{atomic, Arc, LockResult, PoisonError, TryLockError, TryLockR
 pub mod mpsc;
 mod once;
 mod rwlock;
-mod waiters;
 
 pub use once::{LazyLock, Once, OnceLock, OnceState};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use waiters::Waiters;
+use crate::waiters::Waiters;
 
 /// A mutual-exclusion lock like `std::sync::Mutex`, whose `lock` parks the coroutine.
 ///

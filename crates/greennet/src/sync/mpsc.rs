@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
-use super::waiters::Waiters;
+use crate::waiters::Waiters;
 
 /// What the two ends share besides std's queue.
 struct Shared {

@@ -3,8 +3,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::waiters::Waiters;
 use super::{LockResult, PoisonError, TryLockError, TryLockResult};
+use crate::waiters::Waiters;
 
 const WRITER: usize = 1 << (usize::BITS - 1);
 

@@ -1,4 +1,4 @@
-//! The one wait queue behind every greennet sync primitive.
+//! The one wait queue behind every greennet sync primitive and the sockets' turn-taking.
 //!
 //! A waiter registers, re-checks its condition, and only then parks, so a wake between the check
 //! and the park is never lost. It parks on a may `Blocker`, which parks a coroutine (its worker
