@@ -143,6 +143,24 @@ conformance! {
         assert_eq!(reader.join().unwrap(), 0);
     }
 
+    connect_timeout_expires_with_timed_out => {
+        // A listener that never accepts, with the smallest backlog: once its queue is full the
+        // kernel drops further SYNs, so a connect can only time out.
+        let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        full.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        full.listen(0).unwrap();
+        let addr = full.local_addr().unwrap().as_socket().unwrap();
+        let mut held = Vec::new();
+        let err = loop {
+            match net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                Ok(s) => held.push(s),
+                Err(e) => break e,
+            }
+            assert!(held.len() < 16, "the backlog never filled");
+        };
+        assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    }
+
     a_queued_reader_keeps_its_own_timeout => {
         let listener = net::TcpListener::bind("127.0.0.1:0").unwrap();
         let c = Arc::new(net::TcpStream::connect(listener.local_addr().unwrap()).unwrap());
