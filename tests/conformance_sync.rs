@@ -3,33 +3,14 @@
 //! expectations come from std's documented contract.
 use std::time::{Duration, Instant};
 
-macro_rules! conformance {
-    ($($case:ident => $body:block)*) => {
-        mod std_sync {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use std::{sync, thread};
-            $(#[test] fn $case() $body)*
-        }
-        mod green_coroutine {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use greennet::{sync, thread};
-            $(#[test] fn $case() { greennet::run(|| $body) })*
-        }
-        mod green_thread {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use greennet::{sync, thread};
-            $(#[test] fn $case() $body)*
-        }
-    };
-}
+#[macro_use]
+#[path = "support/conformance.rs"]
+mod support;
 
 conformance! {
+    std { use std::{sync, thread}; }
+    green { use greennet::{sync, thread}; }
+
     mutex_excludes_and_try_lock_reports_would_block => {
         let m = sync::Mutex::new(5);
         {

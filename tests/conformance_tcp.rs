@@ -6,33 +6,14 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-macro_rules! conformance {
-    ($($case:ident => $body:block)*) => {
-        mod std_net {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use std::{net, thread};
-            $(#[test] fn $case() $body)*
-        }
-        mod green_coroutine {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use greennet::{net, thread};
-            $(#[test] fn $case() { greennet::run(|| $body) })*
-        }
-        mod green_thread {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use greennet::{net, thread};
-            $(#[test] fn $case() $body)*
-        }
-    };
-}
+#[macro_use]
+#[path = "support/conformance.rs"]
+mod support;
 
 conformance! {
+    std { use std::{net, thread}; }
+    green { use greennet::{net, thread}; }
+
     echo_with_a_reader_and_a_writer_on_one_socket => {
         let listener = net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

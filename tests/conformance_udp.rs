@@ -5,29 +5,19 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-macro_rules! conformance {
-    ($($case:ident => |$Udp:ident| $body:block)*) => {
-        mod std_net {
-            use super::*;
-            $(#[test] fn $case() { type $Udp = std::net::UdpSocket; $body })*
-        }
-        mod green_coroutine {
-            use super::*;
-            $(#[test] fn $case() { type $Udp = greennet::net::UdpSocket; greennet::run(|| $body) })*
-        }
-        mod green_thread {
-            use super::*;
-            $(#[test] fn $case() { type $Udp = greennet::net::UdpSocket; $body })*
-        }
-    };
-}
+#[macro_use]
+#[path = "support/conformance.rs"]
+mod support;
 
 fn local() -> &'static str {
     "127.0.0.1:0"
 }
 
 conformance! {
-    send_to_and_recv_from => |Udp| {
+    std { use std::net::UdpSocket as Udp; }
+    green { use greennet::net::UdpSocket as Udp; }
+
+    send_to_and_recv_from => {
         let a = Udp::bind(local()).unwrap();
         let b = Udp::bind(local()).unwrap();
         assert_eq!(a.send_to(b"ping", b.local_addr().unwrap()).unwrap(), 4);
@@ -37,7 +27,7 @@ conformance! {
         assert_eq!(from, a.local_addr().unwrap());
     }
 
-    peek_leaves_the_datagram_queued => |Udp| {
+    peek_leaves_the_datagram_queued => {
         let a = Udp::bind(local()).unwrap();
         let b = Udp::bind(local()).unwrap();
         a.send_to(b"once", b.local_addr().unwrap()).unwrap();
@@ -47,7 +37,7 @@ conformance! {
         assert_eq!(&buf[..4], b"once");
     }
 
-    connected_send_recv_and_peer_addr => |Udp| {
+    connected_send_recv_and_peer_addr => {
         let a = Udp::bind(local()).unwrap();
         let b = Udp::bind(local()).unwrap();
         assert_eq!(a.peer_addr().unwrap_err().kind(), ErrorKind::NotConnected);
@@ -61,7 +51,7 @@ conformance! {
         assert_eq!(&buf[..5], b"hello");
     }
 
-    read_timeout_expires_with_would_block => |Udp| {
+    read_timeout_expires_with_would_block => {
         let s = Udp::bind(local()).unwrap();
         assert_eq!(s.read_timeout().unwrap(), None);
         assert_eq!(
@@ -79,7 +69,7 @@ conformance! {
         assert_eq!(s.write_timeout().unwrap(), Some(Duration::from_secs(1)));
     }
 
-    nonblocking_is_shared_with_clones => |Udp| {
+    nonblocking_is_shared_with_clones => {
         let s = Udp::bind(local()).unwrap();
         let clone = s.try_clone().unwrap();
         s.set_nonblocking(true).unwrap();
@@ -87,13 +77,13 @@ conformance! {
         assert_eq!(s.local_addr().unwrap(), clone.local_addr().unwrap());
     }
 
-    second_bind_is_addr_in_use => |Udp| {
+    second_bind_is_addr_in_use => {
         let s = Udp::bind(local()).unwrap();
         let err = Udp::bind(s.local_addr().unwrap()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AddrInUse);
     }
 
-    send_to_nowhere_is_invalid_input => |Udp| {
+    send_to_nowhere_is_invalid_input => {
         let s = Udp::bind(local()).unwrap();
         let none: &[SocketAddr] = &[];
         let err = s.send_to(b"x", none).unwrap_err();
@@ -101,7 +91,7 @@ conformance! {
         assert_eq!(err.to_string(), "no addresses to send data to");
     }
 
-    options_round_trip => |Udp| {
+    options_round_trip => {
         let s = Udp::bind(local()).unwrap();
         s.set_ttl(17).unwrap();
         assert_eq!(s.ttl().unwrap(), 17);

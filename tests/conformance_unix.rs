@@ -25,33 +25,14 @@ impl Drop for SockPath {
     }
 }
 
-macro_rules! conformance {
-    ($($case:ident => $body:block)*) => {
-        mod std_unix {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use std::{os::unix::net, thread};
-            $(#[test] fn $case() $body)*
-        }
-        mod green_coroutine {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use greennet::{os::unix::net, thread};
-            $(#[test] fn $case() { greennet::run(|| $body) })*
-        }
-        mod green_thread {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use greennet::{os::unix::net, thread};
-            $(#[test] fn $case() $body)*
-        }
-    };
-}
+#[macro_use]
+#[path = "support/conformance.rs"]
+mod support;
 
 conformance! {
+    std { use std::{os::unix::net, thread}; }
+    green { use greennet::{os::unix::net, thread}; }
+
     stream_accept_and_echo => {
         let path = SockPath::new();
         let listener = net::UnixListener::bind(&path.0).unwrap();
