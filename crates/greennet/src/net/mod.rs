@@ -30,6 +30,139 @@
 //! }
 //! ```
 
+/// `Read` and `Write` for a stream socket and for a shared reference to it, each a single
+/// syscall handed to the green core (std's `&TcpStream` I/O lets a reader and a writer share
+/// one socket).
+macro_rules! stream_io {
+    ($green:ident) => {
+        impl ::std::io::Read for $green {
+            fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                ::std::io::Read::read(&mut &*self, buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [::std::io::IoSliceMut<'_>],
+            ) -> ::std::io::Result<usize> {
+                ::std::io::Read::read_vectored(&mut &*self, bufs)
+            }
+        }
+
+        impl ::std::io::Read for &$green {
+            fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                self.0.io($crate::green::Dir::Read, |mut s| {
+                    ::std::io::Read::read(&mut s, buf)
+                })
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [::std::io::IoSliceMut<'_>],
+            ) -> ::std::io::Result<usize> {
+                self.0.io($crate::green::Dir::Read, |mut s| {
+                    ::std::io::Read::read_vectored(&mut s, bufs)
+                })
+            }
+        }
+
+        impl ::std::io::Write for $green {
+            fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
+                ::std::io::Write::write(&mut &*self, buf)
+            }
+
+            fn write_vectored(
+                &mut self,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::io::Result<usize> {
+                ::std::io::Write::write_vectored(&mut &*self, bufs)
+            }
+
+            fn flush(&mut self) -> ::std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl ::std::io::Write for &$green {
+            fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
+                self.0.io($crate::green::Dir::Write, |mut s| {
+                    ::std::io::Write::write(&mut s, buf)
+                })
+            }
+
+            fn write_vectored(
+                &mut self,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::io::Result<usize> {
+                self.0.io($crate::green::Dir::Write, |mut s| {
+                    ::std::io::Write::write_vectored(&mut s, bufs)
+                })
+            }
+
+            fn flush(&mut self) -> ::std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+/// The timeout and non-blocking methods every connected socket type has in std, in an
+/// `impl` block of their own. All share the green core's rules: timeouts go through std's setter
+/// (so `Some(Duration::ZERO)` is `InvalidInput`) and expire with `WouldBlock`; the non-blocking
+/// flag is shared with `try_clone`d handles.
+macro_rules! timeout_methods {
+    ($green:ident) => {
+        impl $green {
+            /// Sets how long a read may wait; `None` waits forever. An expired read returns
+            /// `WouldBlock`, as std's does on Linux.
+            ///
+            /// # Errors
+            ///
+            /// `InvalidInput` for `Some(Duration::ZERO)`.
+            pub fn set_read_timeout(
+                &self,
+                dur: Option<::std::time::Duration>,
+            ) -> ::std::io::Result<()> {
+                self.0.set_timeout($crate::green::Dir::Read, dur)
+            }
+
+            /// Sets how long a write may wait; `None` waits forever.
+            ///
+            /// # Errors
+            ///
+            /// `InvalidInput` for `Some(Duration::ZERO)`.
+            pub fn set_write_timeout(
+                &self,
+                dur: Option<::std::time::Duration>,
+            ) -> ::std::io::Result<()> {
+                self.0.set_timeout($crate::green::Dir::Write, dur)
+            }
+
+            /// The read timeout, as the kernel keeps it (rounded up to its clock tick).
+            pub fn read_timeout(&self) -> ::std::io::Result<Option<::std::time::Duration>> {
+                self.0.timeout($crate::green::Dir::Read)
+            }
+
+            /// The write timeout, as the kernel keeps it.
+            pub fn write_timeout(&self) -> ::std::io::Result<Option<::std::time::Duration>> {
+                self.0.timeout($crate::green::Dir::Write)
+            }
+
+            /// Switches between blocking calls (the default: they park until done) and
+            /// non-blocking ones (they return `WouldBlock` instead of waiting). Shared with
+            /// `try_clone`d handles.
+            pub fn set_nonblocking(&self, nonblocking: bool) -> ::std::io::Result<()> {
+                self.0.shared().set_nonblocking(nonblocking);
+                Ok(())
+            }
+
+            /// Takes the socket's pending error (`SO_ERROR`), if any.
+            pub fn take_error(&self) -> ::std::io::Result<Option<::std::io::Error>> {
+                self.0.get_ref().take_error()
+            }
+        }
+    };
+}
+
 /// The conversions between greennet's and std's sockets, and to and from raw descriptors. What
 /// leaves greennet leaves in the blocking mode the user chose; what enters is switched to
 /// non-blocking underneath, keeping the mode it came with as the user's choice.

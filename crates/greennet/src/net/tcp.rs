@@ -1,5 +1,5 @@
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -91,35 +91,6 @@ impl TcpStream {
         Ok(TcpStream::from_nonblocking(std, self.0.shared().clone()))
     }
 
-    /// Sets how long a read may wait; `None` waits forever. An expired read returns
-    /// `WouldBlock`, as std's does on Linux.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`.
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.0.set_timeout(Dir::Read, dur)
-    }
-
-    /// Sets how long a write may wait; `None` waits forever.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.0.set_timeout(Dir::Write, dur)
-    }
-
-    /// The read timeout, if one is set.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.0.timeout(Dir::Read)
-    }
-
-    /// The write timeout, if one is set.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.0.timeout(Dir::Write)
-    }
-
     /// Reads without removing the data from the socket's queue, waiting for data like `read`.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.io(Dir::Read, |s| s.peek(buf))
@@ -143,18 +114,6 @@ impl TcpStream {
     /// The IP time-to-live of outgoing packets.
     pub fn ttl(&self) -> io::Result<u32> {
         self.0.get_ref().ttl()
-    }
-
-    /// Takes the socket's pending error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.0.get_ref().take_error()
-    }
-
-    /// Switches between blocking (the default: calls park until done) and non-blocking mode
-    /// (calls return `WouldBlock` instead of waiting). Shared with `try_clone`d handles.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.0.shared().set_nonblocking(nonblocking);
-        Ok(())
     }
 }
 
@@ -193,55 +152,6 @@ fn connect_one(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpSt
             "connection timed out",
         )),
         Err(e) => Err(e),
-    }
-}
-
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.io(Dir::Read, |mut s| s.read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.0.io(Dir::Read, |mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Write for &TcpStream {
-    // std's TcpStream sends with MSG_NOSIGNAL, so a closed peer is `BrokenPipe`, not SIGPIPE.
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.io(Dir::Write, |mut s| s.write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.0.io(Dir::Write, |mut s| s.write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -362,5 +272,7 @@ impl fmt::Debug for TcpListener {
     }
 }
 
+stream_io!(TcpStream);
+timeout_methods!(TcpStream);
 fd_conversions!(TcpStream, std::net::TcpStream);
 fd_conversions!(TcpListener, std::net::TcpListener);

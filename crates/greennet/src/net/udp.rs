@@ -2,7 +2,6 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::addr::{each_addr, resolve};
 use crate::green::{Dir, Green};
@@ -70,34 +69,6 @@ impl UdpSocket {
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         let std = self.0.get_ref().try_clone()?;
         Ok(UdpSocket(Green::new(std, self.0.shared().clone())))
-    }
-
-    /// Sets how long a receive may wait; an expired one returns `WouldBlock`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`.
-    pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.0.set_timeout(Dir::Read, dur)
-    }
-
-    /// Sets how long a send may wait.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`.
-    pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-        self.0.set_timeout(Dir::Write, dur)
-    }
-
-    /// The receive timeout, if one is set.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.0.timeout(Dir::Read)
-    }
-
-    /// The send timeout, if one is set.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.0.timeout(Dir::Write)
     }
 
     /// Sets `SO_BROADCAST`.
@@ -170,11 +141,6 @@ impl UdpSocket {
         self.0.get_ref().leave_multicast_v6(multiaddr, interface)
     }
 
-    /// Takes the socket's pending error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.0.get_ref().take_error()
-    }
-
     /// Connects the socket to a peer, trying each address `addr` resolves to in turn; `send` and
     /// `recv` then talk to that peer only.
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
@@ -195,13 +161,6 @@ impl UdpSocket {
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.io(Dir::Read, |s| s.peek(buf))
     }
-
-    /// Switches between blocking calls (the default) and non-blocking ones (`WouldBlock`
-    /// instead of waiting). Shared with `try_clone`d handles.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.0.shared().set_nonblocking(nonblocking);
-        Ok(())
-    }
 }
 
 impl fmt::Debug for UdpSocket {
@@ -210,4 +169,5 @@ impl fmt::Debug for UdpSocket {
     }
 }
 
+timeout_methods!(UdpSocket);
 fd_conversions!(UdpSocket, std::net::UdpSocket);

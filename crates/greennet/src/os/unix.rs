@@ -19,7 +19,7 @@
 /// ```
 pub mod net {
     use std::fmt;
-    use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+    use std::io;
     use std::net::Shutdown;
     use std::path::Path;
     use std::sync::Arc;
@@ -108,96 +108,9 @@ pub mod net {
             self.0.get_ref().peer_addr()
         }
 
-        /// Sets how long a read may wait; an expired read returns `WouldBlock`.
-        ///
-        /// # Errors
-        ///
-        /// `InvalidInput` for `Some(Duration::ZERO)`.
-        pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-            self.0.set_timeout(Dir::Read, dur)
-        }
-
-        /// Sets how long a write may wait.
-        ///
-        /// # Errors
-        ///
-        /// `InvalidInput` for `Some(Duration::ZERO)`.
-        pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-            self.0.set_timeout(Dir::Write, dur)
-        }
-
-        /// The read timeout, if one is set.
-        pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-            self.0.timeout(Dir::Read)
-        }
-
-        /// The write timeout, if one is set.
-        pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-            self.0.timeout(Dir::Write)
-        }
-
-        /// Switches between blocking calls (the default) and non-blocking ones.
-        pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-            self.0.shared().set_nonblocking(nonblocking);
-            Ok(())
-        }
-
-        /// Takes the socket's pending error (`SO_ERROR`), if any.
-        pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-            self.0.get_ref().take_error()
-        }
-
         /// Shuts down the read half, the write half or both; a blocked reader wakes up.
         pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
             self.0.get_ref().shutdown(how)
-        }
-    }
-
-    impl Read for UnixStream {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            (&*self).read(buf)
-        }
-
-        fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-            (&*self).read_vectored(bufs)
-        }
-    }
-
-    impl Read for &UnixStream {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.0.io(Dir::Read, |mut s| s.read(buf))
-        }
-
-        fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-            self.0.io(Dir::Read, |mut s| s.read_vectored(bufs))
-        }
-    }
-
-    impl Write for UnixStream {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            (&*self).write(buf)
-        }
-
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            (&*self).write_vectored(bufs)
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Write for &UnixStream {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.io(Dir::Write, |mut s| s.write(buf))
-        }
-
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            self.0.io(Dir::Write, |mut s| s.write_vectored(bufs))
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
         }
     }
 
@@ -347,45 +260,6 @@ pub mod net {
             self.0.io(Dir::Write, |s| s.send(buf))
         }
 
-        /// Sets how long a receive may wait; an expired one returns `WouldBlock`.
-        ///
-        /// # Errors
-        ///
-        /// `InvalidInput` for `Some(Duration::ZERO)`.
-        pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-            self.0.set_timeout(Dir::Read, dur)
-        }
-
-        /// Sets how long a send may wait.
-        ///
-        /// # Errors
-        ///
-        /// `InvalidInput` for `Some(Duration::ZERO)`.
-        pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
-            self.0.set_timeout(Dir::Write, dur)
-        }
-
-        /// The receive timeout, if one is set.
-        pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-            self.0.timeout(Dir::Read)
-        }
-
-        /// The send timeout, if one is set.
-        pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-            self.0.timeout(Dir::Write)
-        }
-
-        /// Switches between blocking calls (the default) and non-blocking ones.
-        pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-            self.0.shared().set_nonblocking(nonblocking);
-            Ok(())
-        }
-
-        /// Takes the socket's pending error (`SO_ERROR`), if any.
-        pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-            self.0.get_ref().take_error()
-        }
-
         /// Shuts down the read half, the write half or both.
         pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
             self.0.get_ref().shutdown(how)
@@ -403,6 +277,9 @@ pub mod net {
     }
     debug_as_std!(UnixStream, UnixListener, UnixDatagram);
 
+    stream_io!(UnixStream);
+    timeout_methods!(UnixStream);
+    timeout_methods!(UnixDatagram);
     fd_conversions!(UnixStream, std::os::unix::net::UnixStream);
     fd_conversions!(UnixListener, std::os::unix::net::UnixListener);
     fd_conversions!(UnixDatagram, std::os::unix::net::UnixDatagram);
