@@ -36,12 +36,75 @@ pub use std::sync::{atomic, Arc, LockResult, PoisonError, TryLockError, TryLockR
 
 pub mod mpsc;
 mod once;
-mod rwlock;
 
 pub use once::{LazyLock, Once, OnceLock, OnceState};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::waiters::Waiters;
+
+/// std's poisoning, shared by [`Mutex`] and [`RwLock`]: a lock is poisoned when a guard is
+/// dropped by a panic that started while the guard was held.
+struct Poison(AtomicBool);
+
+/// Remembers whether the thread was already panicking when a guard was taken.
+struct PoisonGuard {
+    panicking: bool,
+}
+
+impl Poison {
+    const fn new() -> Poison {
+        Poison(AtomicBool::new(false))
+    }
+
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn clear(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
+    fn guard(&self) -> PoisonGuard {
+        PoisonGuard {
+            panicking: std::thread::panicking(),
+        }
+    }
+
+    fn done(&self, guard: &PoisonGuard) {
+        if !guard.panicking && std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `Ok(value)`, or the same value in a `PoisonError` if the lock was poisoned.
+fn poison_result<G>(poisoned: bool, value: G) -> LockResult<G> {
+    if poisoned {
+        Err(PoisonError::new(value))
+    } else {
+        Ok(value)
+    }
+}
+
+/// `Debug` and `Display` for guards: they show the protected value.
+macro_rules! guard_fmt {
+    ($($guard:ident),*) => {$(
+        impl<T: ?Sized + fmt::Debug> fmt::Debug for $guard<'_, T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&**self, f)
+            }
+        }
+
+        impl<T: ?Sized + fmt::Display> fmt::Display for $guard<'_, T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                (**self).fmt(f)
+            }
+        }
+    )*};
+}
+
+// Declared after `guard_fmt!`, which it uses.
+mod rwlock;
 
 /// A mutual-exclusion lock like `std::sync::Mutex`, whose `lock` parks the coroutine.
 ///
@@ -50,7 +113,7 @@ use crate::waiters::Waiters;
 /// marks the mutex, and later `lock` calls return `Err(PoisonError)` holding the guard.
 pub struct Mutex<T: ?Sized> {
     locked: AtomicBool,
-    poisoned: AtomicBool,
+    poison: Poison,
     waiters: Waiters,
     data: UnsafeCell<T>,
 }
@@ -68,9 +131,7 @@ impl<T: ?Sized> std::panic::RefUnwindSafe for Mutex<T> {}
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MutexGuard<'a, T: ?Sized + 'a> {
     lock: &'a Mutex<T>,
-    /// Whether the thread was already panicking when the guard was taken (std's rule: only a
-    /// panic that starts while the guard is held poisons).
-    panicking: bool,
+    poison: PoisonGuard,
     /// Like std's guard, not `Send`.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -83,7 +144,7 @@ impl<T> Mutex<T> {
     pub const fn new(t: T) -> Mutex<T> {
         Mutex {
             locked: AtomicBool::new(false),
-            poisoned: AtomicBool::new(false),
+            poison: Poison::new(),
             waiters: Waiters::new(),
             data: UnsafeCell::new(t),
         }
@@ -91,13 +152,8 @@ impl<T> Mutex<T> {
 
     /// Consumes the mutex and returns its value (`Err` if poisoned, still holding the value).
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poisoned.load(Ordering::Relaxed);
-        let data = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        let poisoned = self.poison.get();
+        poison_result(poisoned, self.data.into_inner())
     }
 }
 
@@ -111,14 +167,10 @@ impl<T: ?Sized> Mutex<T> {
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
         let guard = MutexGuard {
             lock: self,
-            panicking: std::thread::panicking(),
+            poison: self.poison.guard(),
             _not_send: std::marker::PhantomData,
         };
-        if self.poisoned.load(Ordering::Relaxed) {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        poison_result(self.poison.get(), guard)
     }
 
     /// Acquires the mutex, parking the coroutine (or thread) until it is free.
@@ -139,23 +191,18 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Whether a holder panicked.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Relaxed)
+        self.poison.get()
     }
 
     /// Clears the poison flag.
     pub fn clear_poison(&self) {
-        self.poisoned.store(false, Ordering::Relaxed);
+        self.poison.clear();
     }
 
     /// A mutable reference to the value; no locking is needed since the borrow is exclusive.
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.is_poisoned();
-        let data = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        let poisoned = self.poison.get();
+        poison_result(poisoned, self.data.get_mut())
     }
 
     fn unlock(&self) {
@@ -207,24 +254,12 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        if !self.panicking && std::thread::panicking() {
-            self.lock.poisoned.store(true, Ordering::Relaxed);
-        }
+        self.lock.poison.done(&self.poison);
         self.lock.unlock();
     }
 }
 
-impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (**self).fmt(f)
-    }
-}
+guard_fmt!(MutexGuard);
 
 /// Whether a timed [`Condvar`] wait ended by timing out (std's type has a private constructor,
 /// so greennet has its own with the same method).

@@ -1,9 +1,9 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{LockResult, PoisonError, TryLockError, TryLockResult};
+use super::{poison_result, LockResult, Poison, PoisonGuard, TryLockError, TryLockResult};
 use crate::waiters::Waiters;
 
 const WRITER: usize = 1 << (usize::BITS - 1);
@@ -25,7 +25,7 @@ pub struct RwLock<T: ?Sized> {
     /// Reader count, or `WRITER` when a writer holds it.
     state: AtomicUsize,
     writers_waiting: AtomicUsize,
-    poisoned: AtomicBool,
+    poison: Poison,
     readers: Waiters,
     writers: Waiters,
     data: UnsafeCell<T>,
@@ -51,7 +51,7 @@ pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockWriteGuard<'a, T: ?Sized + 'a> {
     lock: &'a RwLock<T>,
-    panicking: bool,
+    poison: PoisonGuard,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -66,7 +66,7 @@ impl<T> RwLock<T> {
         RwLock {
             state: AtomicUsize::new(0),
             writers_waiting: AtomicUsize::new(0),
-            poisoned: AtomicBool::new(false),
+            poison: Poison::new(),
             readers: Waiters::new(),
             writers: Waiters::new(),
             data: UnsafeCell::new(t),
@@ -75,13 +75,8 @@ impl<T> RwLock<T> {
 
     /// Consumes the lock and returns its value (`Err` if poisoned, still holding the value).
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.is_poisoned();
-        let data = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        let poisoned = self.poison.get();
+        poison_result(poisoned, self.data.into_inner())
     }
 }
 
@@ -109,11 +104,7 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     fn poison<G>(&self, guard: G) -> LockResult<G> {
-        if self.is_poisoned() {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
-        }
+        poison_result(self.poison.get(), guard)
     }
 
     fn read_guard(&self) -> RwLockReadGuard<'_, T> {
@@ -126,7 +117,7 @@ impl<T: ?Sized> RwLock<T> {
     fn write_guard(&self) -> RwLockWriteGuard<'_, T> {
         RwLockWriteGuard {
             lock: self,
-            panicking: std::thread::panicking(),
+            poison: self.poison.guard(),
             _not_send: std::marker::PhantomData,
         }
     }
@@ -167,23 +158,18 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Whether a writer panicked.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Relaxed)
+        self.poison.get()
     }
 
     /// Clears the poison flag.
     pub fn clear_poison(&self) {
-        self.poisoned.store(false, Ordering::Relaxed);
+        self.poison.clear();
     }
 
     /// A mutable reference to the value; no locking is needed since the borrow is exclusive.
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.is_poisoned();
-        let data = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(data))
-        } else {
-            Ok(data)
-        }
+        let poisoned = self.poison.get();
+        poison_result(poisoned, self.data.get_mut())
     }
 
     fn wake_after_release(&self) {
@@ -254,34 +240,10 @@ impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        if !self.panicking && std::thread::panicking() {
-            self.lock.poisoned.store(true, Ordering::Relaxed);
-        }
+        self.lock.poison.done(&self.poison);
         self.lock.state.store(0, Ordering::SeqCst);
         self.lock.wake_after_release();
     }
 }
 
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Display> fmt::Display for RwLockReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (**self).fmt(f)
-    }
-}
-
-impl<T: ?Sized + fmt::Display> fmt::Display for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (**self).fmt(f)
-    }
-}
+guard_fmt!(RwLockReadGuard, RwLockWriteGuard);
