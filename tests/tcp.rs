@@ -269,5 +269,11 @@ fn sockets_have_std_auto_traits() {
     fn all<T: Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
     all::<TcpStream>();
     all::<TcpListener>();
+    all::<greennet::net::UdpSocket>();
+    all::<greennet::os::unix::net::UnixStream>();
+    all::<greennet::os::unix::net::UnixListener>();
+    all::<greennet::os::unix::net::UnixDatagram>();
+    // std's own, for reference: the same four bounds hold there.
     all::<std::net::TcpStream>();
+    all::<std::os::unix::net::UnixDatagram>();
 }
