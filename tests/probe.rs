@@ -50,6 +50,29 @@ fn main() -> ExitCode {
             println!("after overflow: {after}");
             ExitCode::SUCCESS
         }),
+        // Park coroutines until the OS refuses one (the kernel's mapping limit on a default
+        // kernel), then report the error and release them all.
+        "until-refused" => greennet::run(|| {
+            let gate = std::sync::Arc::new(greennet::sync::Mutex::new(()));
+            let held = gate.lock().unwrap();
+            let mut parked = Vec::new();
+            let err = loop {
+                let gate = gate.clone();
+                match thread::Builder::new().spawn(move || drop(gate.lock())) {
+                    Ok(h) => parked.push(h),
+                    Err(e) => break e,
+                }
+                assert!(parked.len() < 2_000_000, "the OS never refused a coroutine");
+            };
+            println!(
+                "parked={} kind={:?} message={err}",
+                parked.len(),
+                err.kind()
+            );
+            drop(held);
+            parked.into_iter().for_each(|h| h.join().unwrap());
+            ExitCode::SUCCESS
+        }),
         // `#[green::main]`'s body panics: the process fails like a panicking std main.
         "panic-main" => greennet::run(|| panic!("main body gave up")),
         _ => {

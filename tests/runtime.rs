@@ -137,3 +137,29 @@ fn green_main_panic_exits_like_std() {
     assert!(e.contains("thread 'main' panicked at"), "{e}");
     assert!(e.contains("the body panicked"), "{e}");
 }
+
+#[test]
+fn the_mapping_limit_is_a_spawn_error_that_names_the_sysctl() {
+    let out = probe(PROBE, &["until-refused"], &[]);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{o}\n{e}");
+    assert!(o.contains("kind=OutOfMemory"), "{o}");
+    // Each coroutine stack is two mappings; where the kernel's limit is what stopped us, the
+    // error says so and names the setting.
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let parked: usize = o
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("parked="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    if parked * 2 + 1_000 >= limit {
+        assert!(o.contains("vm.max_map_count"), "{o}");
+    }
+    // The refusal is translated quietly: no panic message from may's allocator.
+    assert!(!e.contains("panicked"), "{e}");
+}

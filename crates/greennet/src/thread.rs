@@ -460,14 +460,17 @@ impl Builder {
         }
         builder = builder.stack_size(crate::runtime::stack_words(stack_size));
         // may allocates the stack inside `spawn` and panics if the OS refuses it; turn that into
-        // the io::Error std returns when it cannot create a thread.
+        // the io::Error std returns when it cannot create a thread (quietly: the panic is ours to
+        // translate, not the user's to see).
+        SPAWNING.with(|s| s.set(true));
         let spawned = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: may marks spawning unsafe for two hazards. Stack overflow: every stack has a
-            // guard page, so overflow stops the process with a message rather than corrupting
-            // memory. Thread-local storage seen across worker migrations: documented on this
-            // module as the one difference from std threads that remains.
+            // guard page, so overflow is reported instead of corrupting memory. Thread-local
+            // storage seen across worker migrations: documented on this module as the one
+            // difference from std threads that remains.
             unsafe { builder.spawn(main) }
         }));
+        SPAWNING.with(|s| s.set(false));
         let handle = match spawned {
             Ok(Ok(handle)) => handle,
             // The closure never ran and is gone, so no guard will end this coroutine's place in
@@ -478,13 +481,7 @@ impl Builder {
             }
             Err(payload) => {
                 spawn_failed(&packet);
-                return Err(io::Error::new(
-                    io::ErrorKind::OutOfMemory,
-                    format!(
-                        "cannot create a coroutine stack of {stack_size} bytes: {}",
-                        panic_message(&*payload)
-                    ),
-                ));
+                return Err(stack_refused(stack_size, panic_message(&*payload)));
             }
         };
         thread.bind(handle.coroutine());
@@ -496,6 +493,34 @@ impl Builder {
             packet,
         })
     }
+}
+
+thread_local! {
+    /// Set while may allocates a coroutine stack, so the panic hook stays quiet about a refusal
+    /// that `spawn` turns into an `io::Error`.
+    static SPAWNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The error for a stack the OS refused, naming the kernel's mapping limit when that is the
+/// cause: each coroutine stack is two mappings (the stack and its guard page), so the default
+/// `vm.max_map_count` of 65,530 allows about 32,700 live coroutines.
+fn stack_refused(stack_size: usize, reason: &str) -> io::Error {
+    let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    let in_use = std::fs::read_to_string("/proc/self/maps")
+        .map(|maps| maps.lines().count())
+        .ok();
+    let message = match (limit, in_use) {
+        (Some(limit), Some(in_use)) if in_use + 8 >= limit => format!(
+            "cannot create a coroutine stack: the process has {in_use} memory mappings and the \
+             kernel allows {limit} (vm.max_map_count); each coroutine stack takes two. Raise \
+             the limit, e.g. `sysctl -w vm.max_map_count={}`, or run fewer coroutines at once",
+            limit.saturating_mul(4)
+        ),
+        _ => format!("cannot create a coroutine stack of {stack_size} bytes: {reason}"),
+    };
+    io::Error::new(io::ErrorKind::OutOfMemory, message)
 }
 
 fn spawn_failed<T>(packet: &Packet<'_, T>) {
@@ -719,6 +744,9 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 pub(crate) fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        if SPAWNING.with(|s| s.get()) {
+            return;
+        }
         if !may::coroutine::is_coroutine() {
             return previous(info);
         }
