@@ -12,6 +12,6 @@ test:
 lint:
     cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
 
-# Micro-benchmarks (criterion).
+# Micro-benchmarks beside std and tokio (criterion), then the seed workload under wrk.
 bench:
-    cargo bench -p benches
+    cargo bench -p benches && benches/seed_load.sh

@@ -202,21 +202,35 @@ pub fn sleep(dur: Duration) {
 /// Lets the worker run other coroutines before this one continues.
 ///
 /// A coroutine that loops on `yield_now` still lets newly spawned coroutines start and lets its
-/// worker poll for I/O: may's own yield only rotates the worker's local queue, so every 32nd
-/// yield on a worker steps out through may's global queue instead, which costs a wake-up from
-/// another thread (microseconds rather than nanoseconds); that step uses the coroutine's park
-/// token, so a later [`park`] may return spuriously, which std's contract allows. On a plain
-/// thread this is `std::thread::yield_now`.
+/// worker poll for I/O: may's own yield only rotates the worker's local queue, so at most every
+/// [`FAIR_YIELD_INTERVAL`] a yield on a worker steps out through may's global queue instead.
+/// That step costs a wake-up from another thread and uses the coroutine's park token, so a later
+/// [`park`] may return spuriously, which std's contract allows. On a plain thread this is
+/// `std::thread::yield_now`.
 pub fn yield_now() {
     if !may::coroutine::is_coroutine() {
         return std::thread::yield_now();
     }
-    thread_local!(static YIELDS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+    thread_local! {
+        static YIELDS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        static LAST_FAIR: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    }
+    // Look at the clock only every 32nd yield, and step out only if the interval has passed.
     let count = YIELDS.with(|n| {
         n.set(n.get().wrapping_add(1));
         n.get()
     });
-    if !count.is_multiple_of(32) {
+    let now = (count.is_multiple_of(32)).then(Instant::now);
+    let due = now.is_some_and(|now| {
+        LAST_FAIR.with(|last| match last.get() {
+            Some(at) if now.duration_since(at) < FAIR_YIELD_INTERVAL => false,
+            _ => {
+                last.set(Some(now));
+                true
+            }
+        })
+    });
+    if !due {
         return may::coroutine::yield_now();
     }
     let wake = crate::green::alarm::Wake::Coroutine(may::coroutine::current());
@@ -224,6 +238,12 @@ pub fn yield_now() {
     // Returns when the alarm thread unparks us (or at once if a token was already there).
     may::coroutine::park();
 }
+
+/// How often, at most, [`yield_now`] on one worker steps out through may's global queue so that
+/// new coroutines and I/O cannot be starved by a yield loop. Each step costs tens of microseconds
+/// (a wake from another thread); 10 ms bounds that to well under 1% of a spinning worker, and
+/// bounds the delay a yield loop can impose on new work to about the same as Go's preemption.
+pub const FAIR_YIELD_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Blocks the current coroutine until its [`Thread::unpark`] is called (or spuriously).
 ///
