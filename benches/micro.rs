@@ -42,56 +42,103 @@ fn spawn_join(c: &mut Criterion) {
     group.finish();
 }
 
-/// Two parties take turns through a shared counter, yielding while it is not their turn:
-/// the cost of one switch between them.
-fn yield_ping_pong(c: &mut Criterion) {
-    const TURNS: usize = 1_000;
-    let mut group = c.benchmark_group("yield_ping_pong_1000_turns");
+/// One coroutine yields to the scheduler and is resumed: two context switches per yield.
+fn yield_switch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("yield");
     group.bench_function("greennet", |b| {
-        greennet::runtime::Builder::new().start().unwrap();
-        b.iter(|| {
-            greennet::run(|| {
-                let turn = Arc::new(AtomicUsize::new(0));
-                let players: Vec<_> = (0..2)
-                    .map(|me| {
-                        let turn = turn.clone();
-                        greennet::thread::spawn(move || {
-                            while turn.load(Ordering::Acquire) < TURNS {
-                                let t = turn.load(Ordering::Acquire);
-                                if t % 2 == me {
-                                    turn.store(t + 1, Ordering::Release);
-                                }
-                                greennet::thread::yield_now();
-                            }
-                        })
-                    })
-                    .collect();
-                players.into_iter().for_each(|p| p.join().unwrap());
+        b.iter_custom(|iters| {
+            greennet::run(move || {
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    greennet::thread::yield_now();
+                }
+                start.elapsed()
             })
         })
     });
     let rt = tokio_rt();
     group.bench_function("tokio", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let turn = Arc::new(AtomicUsize::new(0));
-                let players: Vec<_> = (0..2)
-                    .map(|me| {
-                        let turn = turn.clone();
-                        tokio::spawn(async move {
-                            while turn.load(Ordering::Acquire) < TURNS {
-                                let t = turn.load(Ordering::Acquire);
-                                if t % 2 == me {
-                                    turn.store(t + 1, Ordering::Release);
-                                }
-                                tokio::task::yield_now().await;
-                            }
+        b.iter_custom(|iters| {
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iters {
+                        tokio::task::yield_now().await;
+                    }
+                    start.elapsed()
+                })
+                .await
+                .unwrap()
+            })
+        })
+    });
+    group.finish();
+}
+
+/// Two parties take turns through a shared counter, yielding while it is not their turn.
+/// Timed from inside the runtime, from the first spawn to the last join.
+fn yield_ping_pong(c: &mut Criterion) {
+    const TURNS: usize = 1_000;
+    fn take_turns(turn: &AtomicUsize, me: usize, mut yield_now: impl FnMut()) {
+        while turn.load(Ordering::Acquire) < TURNS {
+            let t = turn.load(Ordering::Acquire);
+            if t % 2 == me {
+                turn.store(t + 1, Ordering::Release);
+            }
+            yield_now();
+        }
+    }
+    let mut group = c.benchmark_group("yield_ping_pong_1000_turns");
+    group.bench_function("greennet", |b| {
+        b.iter_custom(|iters| {
+            greennet::run(move || {
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    let turn = Arc::new(AtomicUsize::new(0));
+                    let players: Vec<_> = (0..2)
+                        .map(|me| {
+                            let turn = turn.clone();
+                            greennet::thread::spawn(move || {
+                                take_turns(&turn, me, greennet::thread::yield_now)
+                            })
                         })
-                    })
-                    .collect();
-                for p in players {
-                    p.await.unwrap();
+                        .collect();
+                    players.into_iter().for_each(|p| p.join().unwrap());
                 }
+                start.elapsed()
+            })
+        })
+    });
+    let rt = tokio_rt();
+    group.bench_function("tokio", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iters {
+                        let turn = Arc::new(AtomicUsize::new(0));
+                        let players: Vec<_> = (0..2)
+                            .map(|me| {
+                                let turn = turn.clone();
+                                tokio::spawn(async move {
+                                    while turn.load(Ordering::Acquire) < TURNS {
+                                        let t = turn.load(Ordering::Acquire);
+                                        if t % 2 == me {
+                                            turn.store(t + 1, Ordering::Release);
+                                        }
+                                        tokio::task::yield_now().await;
+                                    }
+                                })
+                            })
+                            .collect();
+                        for p in players {
+                            p.await.unwrap();
+                        }
+                    }
+                    start.elapsed()
+                })
+                .await
+                .unwrap()
             })
         })
     });
@@ -231,6 +278,7 @@ fn contended_mutex(c: &mut Criterion) {
 criterion_group!(
     benches,
     spawn_join,
+    yield_switch,
     yield_ping_pong,
     mpsc_round_trip,
     contended_mutex

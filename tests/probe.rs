@@ -74,6 +74,16 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         // `#[green::main]`'s body panics: the process fails like a panicking std main.
+        // A coroutine spawned from a coroutine starts inside `spawn`; its panic at once must still
+        // be reported, like a std thread's.
+        "panic-child" => greennet::run(|| {
+            let child = greennet::thread::Builder::new()
+                .name("eager".into())
+                .spawn(|| -> u32 { panic!("child gave up at once") })
+                .unwrap();
+            assert!(child.join().is_err());
+            ExitCode::SUCCESS
+        }),
         "panic-main" => greennet::run(|| panic!("main body gave up")),
         _ => {
             eprintln!("unknown mode {mode:?}");

@@ -130,6 +130,15 @@ fn green_main_error_exits_like_std() {
 }
 
 #[test]
+fn a_child_that_panics_as_it_starts_is_reported() {
+    let out = probe(PROBE, &["panic-child"], &[]);
+    let e = stderr(&out);
+    assert!(out.status.success(), "{e}");
+    assert!(e.contains("thread 'eager' panicked at"), "{e}");
+    assert!(e.contains("child gave up at once"), "{e}");
+}
+
+#[test]
 fn green_main_panic_exits_like_std() {
     let out = probe(MAIN_PROBE, &["panic"], &[]);
     assert_eq!(out.status.code(), Some(101));

@@ -439,6 +439,9 @@ impl Builder {
         let their_thread = thread.clone();
         let their_packet = packet.clone();
         let main = move || {
+            // A coroutine started inside `spawn` (below) runs on the spawner's OS thread before
+            // `spawn` returns; the spawner's "quiet while allocating" flag is not about it.
+            SPAWNING.with(|s| s.set(false));
             their_thread.bind(&may::coroutine::current());
             CURRENT.with(|cur| *cur.borrow_mut() = Some(their_thread.clone()));
             EXIT.with(|exit| {
@@ -482,13 +485,28 @@ impl Builder {
         // may allocates the stack inside `spawn` and panics if the OS refuses it; turn that into
         // the io::Error std returns when it cannot create a thread (quietly: the panic is ours to
         // translate, not the user's to see).
+        //
+        // Inside a coroutine the new one starts at once on this worker, and the spawner resumes
+        // when it first parks or ends (`spawn_local`). may's `spawn` would instead push it to a
+        // round-robin global queue and wake the other worker through its eventfd: a cross-thread
+        // wake-up per spawn, 30 µs per spawn+join here against well under 1 µs this way
+        // (docs/benchmarks.md). From a plain thread there is no worker to run it on.
+        let local = may::coroutine::is_coroutine();
         SPAWNING.with(|s| s.set(true));
         let spawned = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: may marks spawning unsafe for two hazards. Stack overflow: every stack has a
             // guard page, so overflow is reported instead of corrupting memory. Thread-local
             // storage seen across worker migrations: documented on this module as the one
-            // difference from std threads that remains.
-            unsafe { builder.spawn(main) }
+            // difference from std threads that remains. `spawn_local` adds no hazard of its own:
+            // it runs the coroutine through may's ordinary `run_coroutine`, the same step a
+            // worker takes, only from the current coroutine's worker.
+            unsafe {
+                if local {
+                    builder.spawn_local(main)
+                } else {
+                    builder.spawn(main)
+                }
+            }
         }));
         SPAWNING.with(|s| s.set(false));
         let handle = match spawned {
