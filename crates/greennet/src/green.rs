@@ -210,6 +210,11 @@ struct Waits {
     /// first; `owner` says which (0 = free).
     primary: CoIo<Fd>,
     owner: AtomicU8,
+    /// Counts the waits on `primary` that have returned, each of which cleared its event flag.
+    /// A try that read this count beforehand and finds it unchanged once it holds `primary`
+    /// knows no event since the try was consumed: any readiness that arrived after the try is
+    /// still in the flag, so the coroutine can wait without trying again first.
+    primary_waits: AtomicU64,
     /// A registration of a `dup`, for the other direction while both wait at once. Kept once
     /// made: a socket that waited both ways at once is likely to do so again.
     secondary: OnceCell<(CoIo<Fd>, OwnedFd)>,
@@ -310,6 +315,10 @@ impl<T: AsRawFd> Green<T> {
     /// the coroutine (or polling, on a plain thread) in between, within the handle's timeout.
     #[inline]
     pub(crate) fn io<R>(&self, dir: Dir, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        let seen = self
+            .waits
+            .get()
+            .map(|w| w.primary_waits.load(Ordering::SeqCst));
         match op(&self.inner) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.shared.nonblocking() => {}
             done => return done,
@@ -318,7 +327,7 @@ impl<T: AsRawFd> Green<T> {
             .shared
             .timeout(dir)
             .and_then(|t| Instant::now().checked_add(t));
-        match self.io_until(dir, deadline, op) {
+        match self.wait_then_retry(dir, deadline, seen, op) {
             Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(timed_out()),
             other => other,
         }
@@ -330,6 +339,18 @@ impl<T: AsRawFd> Green<T> {
         &self,
         dir: Dir,
         deadline: Option<Instant>,
+        op: impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.wait_then_retry(dir, deadline, None, op)
+    }
+
+    /// `io_until` after a failed try; `seen` is `primary_waits` as read before that try, if the
+    /// handle was registered then.
+    fn wait_then_retry<R>(
+        &self,
+        dir: Dir,
+        deadline: Option<Instant>,
+        seen: Option<u64>,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
         if !may::coroutine::is_coroutine() {
@@ -350,21 +371,34 @@ impl<T: AsRawFd> Green<T> {
             (Some(d), Some(io)) => Some(alarm::set(d, alarm::Wake::Io(io.waker()))),
             _ => None,
         };
+        // The caller's failed try still counts if `primary` existed before it and no wait on
+        // `primary` has cleared its flag since (see `Waits::primary_waits`); otherwise an event
+        // may have been consumed in between, and only a fresh try can tell.
+        let mut tried = matches!(claim, Claim::Primary(_))
+            && seen.is_some_and(|n| n == waits.primary_waits.load(Ordering::SeqCst));
         loop {
-            match op(&self.inner) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return done,
+            if !tried {
+                match op(&self.inner) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    done => return done,
+                }
             }
+            tried = false;
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(io::ErrorKind::TimedOut.into());
             }
-            match claim.io() {
+            match &claim {
                 // Returns at once if an event arrived since the last wait; spurious wakes (the
                 // other direction's events, the alarm) only cost one more try.
-                Some(io) => {
+                Claim::Primary(waits) => {
+                    waits.primary.wait_io();
+                    // After the flag was cleared and before the claim is released.
+                    waits.primary_waits.fetch_add(1, Ordering::SeqCst);
+                }
+                Claim::Secondary(io) => {
                     io.wait_io();
                 }
-                None => may::coroutine::sleep(Duration::from_millis(1)),
+                Claim::Neither => may::coroutine::sleep(Duration::from_millis(1)),
             }
         }
     }
@@ -380,6 +414,7 @@ impl<T: AsRawFd> Green<T> {
                 turns: [Turn::new(), Turn::new()],
                 primary: CoIo::new(Fd(self.inner.as_raw_fd())).map_err(io::Error::from)?,
                 owner: AtomicU8::new(0),
+                primary_waits: AtomicU64::new(0),
                 secondary: OnceCell::new(),
             })
         })
