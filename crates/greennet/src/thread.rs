@@ -438,10 +438,17 @@ impl Builder {
         let stack_size = self.stack_size.unwrap_or(config.stack_size);
         let their_thread = thread.clone();
         let their_packet = packet.clone();
+        let local = may::coroutine::is_coroutine();
         let main = move || {
-            // A coroutine started inside `spawn` (below) runs on the spawner's OS thread before
-            // `spawn` returns; the spawner's "quiet while allocating" flag is not about it.
-            SPAWNING.with(|s| s.set(false));
+            if local {
+                // Started inside `spawn` (below), on the spawner's OS thread: the spawner's
+                // "quiet while allocating" flag is not about this coroutine.
+                SPAWNING.with(|s| s.set(false));
+                // Step straight back out to the spawner. may's yield queues this coroutine on
+                // its worker's own queue (no system call, and other workers can steal it), so
+                // the spawner carries on at once, as after std's spawn.
+                may::coroutine::yield_now();
+            }
             their_thread.bind(&may::coroutine::current());
             CURRENT.with(|cur| *cur.borrow_mut() = Some(their_thread.clone()));
             EXIT.with(|exit| {
@@ -486,12 +493,11 @@ impl Builder {
         // the io::Error std returns when it cannot create a thread (quietly: the panic is ours to
         // translate, not the user's to see).
         //
-        // Inside a coroutine the new one starts at once on this worker, and the spawner resumes
-        // when it first parks or ends (`spawn_local`). may's `spawn` would instead push it to a
+        // Inside a coroutine, the new one is entered at once (`spawn_local`) only to queue itself
+        // on this worker (see the top of `main`). may's `spawn` would instead push it to a
         // round-robin global queue and wake the other worker through its eventfd: a cross-thread
         // wake-up per spawn, 30 µs per spawn+join here against well under 1 µs this way
-        // (docs/benchmarks.md). From a plain thread there is no worker to run it on.
-        let local = may::coroutine::is_coroutine();
+        // (docs/benchmarks.md). From a plain thread there is no worker to queue it on.
         SPAWNING.with(|s| s.set(true));
         let spawned = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: may marks spawning unsafe for two hazards. Stack overflow: every stack has a
