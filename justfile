@@ -12,6 +12,7 @@ test:
 lint:
     cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
 
-# Micro-benchmarks beside std and tokio (criterion), then the seed workload under wrk.
+# Every benchmark (criterion micro-benchmarks, the wrk load matrix, capacity), then the report
+# that rewrites the generated part of docs/benchmarks.md and docs/load.svg. About 30 minutes.
 bench:
-    cargo bench -p benches && benches/seed_load.sh
+    benches/run_all.sh
