@@ -16,7 +16,8 @@ fn close(mut stream: TcpStream) -> std::io::Result<()> {
 /// The same answer over HTTP/1.1 keep-alive: every complete request (ended by a blank line) in
 /// what has arrived gets the answer in one write, until the client closes.
 fn keep_alive(mut stream: TcpStream) -> std::io::Result<()> {
-    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
+    const ANSWER: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
     let mut buf = [0u8; 4096];
     let mut filled = 0;
     loop {
