@@ -5,6 +5,7 @@
 //! thread instead and parks only the calling coroutine. greennet itself uses the pool to resolve
 //! host names.
 
+use crate::green::alarm;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -118,12 +119,11 @@ where
     }
     struct Slot<R> {
         result: Mutex<Option<std::thread::Result<R>>>,
-        done: may::sync::Blocker,
+        done: Arc<may::sync::Blocker>,
     }
     let slot = Arc::new(Slot {
         result: Mutex::new(None),
-        // Ignore cancellation: the job runs to its end whatever happens to the caller.
-        done: may::sync::Blocker::new(true),
+        done: may::sync::Blocker::current(),
     });
     let theirs = slot.clone();
     pool().submit(Box::new(move || {
@@ -131,10 +131,16 @@ where
         *theirs.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
         theirs.done.unpark();
     }));
+    // A kill or a timeout ends the caller's wait (see `crate::timeout`); the job still runs to
+    // its end on the pool, and its result is dropped.
+    let _alarm = crate::interrupt::limit(None)
+        .map(|d| alarm::set(d, alarm::Wake::Blocker(slot.done.clone())));
+    let _armed = crate::interrupt::arm(|| alarm::Wake::Blocker(slot.done.clone()));
     loop {
         if let Some(result) = slot.result.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return result.unwrap_or_else(|payload| resume_unwind(payload));
         }
+        crate::interrupt::check();
         let _ = slot.done.park(None);
     }
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use may::io::{CoIo, WaitIo, WaitIoWaker};
 use once_cell::sync::OnceCell;
 
+use crate::interrupt;
 use crate::waiters::Waiters;
 
 /// Which readiness a call waits for.
@@ -353,24 +354,34 @@ impl<T: AsRawFd> Green<T> {
         seen: Option<u64>,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
+        // A timeout around the caller (crate::timeout) may end the wait sooner than `deadline`.
+        let limit = interrupt::limit(deadline);
         if !may::coroutine::is_coroutine() {
             loop {
                 match op(&self.inner) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     done => return done,
                 }
-                poll(self.inner.as_raw_fd(), dir, deadline)?;
+                interrupt::check();
+                if let Err(e) = poll(self.inner.as_raw_fd(), dir, limit) {
+                    interrupt::check();
+                    return Err(e);
+                }
             }
         }
         let waits = self.waits()?;
-        let Some(_turn) = waits.turns[dir as usize].take(deadline) else {
+        let Some(_turn) = waits.turns[dir as usize].take(limit) else {
+            interrupt::check();
             return Err(io::ErrorKind::TimedOut.into());
         };
         let claim = waits.claim(dir);
-        let _alarm = match (deadline, claim.io()) {
+        let _alarm = match (limit, claim.io()) {
             (Some(d), Some(io)) => Some(alarm::set(d, alarm::Wake::Io(io.waker()))),
             _ => None,
         };
+        let _armed = claim
+            .io()
+            .map(|io| interrupt::arm(|| alarm::Wake::Io(io.waker())));
         // The caller's failed try still counts if `primary` existed before it and no wait on
         // `primary` has cleared its flag since (see `Waits::primary_waits`); otherwise an event
         // may have been consumed in between, and only a fresh try can tell.
@@ -384,6 +395,7 @@ impl<T: AsRawFd> Green<T> {
                 }
             }
             tried = false;
+            interrupt::check();
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(io::ErrorKind::TimedOut.into());
             }
@@ -398,7 +410,7 @@ impl<T: AsRawFd> Green<T> {
                 Claim::Secondary(io) => {
                     io.wait_io();
                 }
-                Claim::Neither => may::coroutine::sleep(Duration::from_millis(1)),
+                Claim::Neither => crate::thread::sleep(Duration::from_millis(1)),
             }
         }
     }
@@ -507,7 +519,7 @@ pub(crate) mod alarm {
     }
 
     impl Wake {
-        fn wake(self) {
+        pub(crate) fn wake(self) {
             match self {
                 Wake::Io(waker) => waker.wakeup(),
                 Wake::Coroutine(co) => co.unpark(),

@@ -33,13 +33,16 @@
 
 pub mod blocking;
 mod green;
+mod interrupt;
 #[macro_use]
 pub mod net;
 pub mod os;
 pub mod runtime;
 pub mod sync;
 pub mod thread;
+pub mod timeout;
 mod waiters;
 
 pub use blocking::blocking;
 pub use runtime::run;
+pub use timeout::timeout;

@@ -48,6 +48,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::green::alarm::{self, Wake};
+use crate::interrupt::{self, Interrupt};
+use crate::waiters::Waiters;
+
 pub use std::thread::{available_parallelism, panicking, AccessError, LocalKey, Result};
 
 /// A unique identifier for a coroutine or thread, never reused within a process.
@@ -78,7 +82,8 @@ struct ThreadInner {
 
 enum Kind {
     /// Filled by whichever comes first: the spawner once may returns, or the coroutine itself.
-    Coroutine(OnceLock<may::coroutine::Coroutine>),
+    /// The interrupt is how `JoinHandle::kill` reaches it.
+    Coroutine(OnceLock<may::coroutine::Coroutine>, Arc<Interrupt>),
     Os(std::thread::Thread),
 }
 
@@ -88,14 +93,21 @@ impl Thread {
             inner: Arc::new(ThreadInner {
                 name,
                 id: ThreadId::new(),
-                kind: Kind::Coroutine(OnceLock::new()),
+                kind: Kind::Coroutine(OnceLock::new(), Interrupt::new()),
             }),
         }
     }
 
     fn bind(&self, co: &may::coroutine::Coroutine) {
-        if let Kind::Coroutine(cell) = &self.inner.kind {
+        if let Kind::Coroutine(cell, _) = &self.inner.kind {
             let _ = cell.set(co.clone());
+        }
+    }
+
+    fn interrupt(&self) -> Option<&Arc<Interrupt>> {
+        match &self.inner.kind {
+            Kind::Coroutine(_, interrupt) => Some(interrupt),
+            Kind::Os(_) => None,
         }
     }
 
@@ -114,7 +126,7 @@ impl Thread {
     /// Wakes the coroutine if it is blocked in [`park`], or makes its next `park` return at once.
     pub fn unpark(&self) {
         match &self.inner.kind {
-            Kind::Coroutine(co) => {
+            Kind::Coroutine(co, _) => {
                 if let Some(co) = co.get() {
                     co.unpark();
                 }
@@ -181,21 +193,28 @@ pub fn current() -> Thread {
 /// assert!(start.elapsed() < Duration::from_secs(10));
 /// ```
 pub fn sleep(dur: Duration) {
-    if !may::coroutine::is_coroutine() {
+    let coroutine = may::coroutine::is_coroutine();
+    if !coroutine && interrupt::limit(None).is_none() {
         return std::thread::sleep(dur);
     }
     if dur.is_zero() {
-        return yield_now();
+        if coroutine {
+            yield_now();
+        }
+        return interrupt::check();
     }
-    // may's timers count whole milliseconds and treat 0 as "never": round up so a sub-millisecond
-    // sleep still ends, then make sure the full duration has passed.
-    let end = Instant::now() + dur;
+    // On greennet's alarm thread rather than may's timer, so a kill or a timeout can end it.
+    // A duration too long to represent sleeps until interrupted, as std's practically does.
+    let end = Instant::now().checked_add(dur);
+    let blocker = may::sync::Blocker::current();
+    let _alarm = interrupt::limit(end).map(|d| alarm::set(d, Wake::Blocker(blocker.clone())));
+    let _armed = interrupt::arm(|| Wake::Blocker(blocker.clone()));
     loop {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        interrupt::check();
+        if end.is_some_and(|e| Instant::now() >= e) {
             return;
         }
-        may::coroutine::sleep(left.max(Duration::from_millis(1)));
+        let _ = blocker.park(None);
     }
 }
 
@@ -270,24 +289,41 @@ pub const FAIR_YIELD_INTERVAL: Duration = Duration::from_millis(10);
 /// waiter.join().unwrap();
 /// ```
 pub fn park() {
-    if may::coroutine::is_coroutine() {
-        may::coroutine::park();
-    } else {
-        std::thread::park();
-    }
+    park_until(interrupt::limit(None));
 }
 
 /// Like [`park`], but returns after at most about `dur`.
 pub fn park_timeout(dur: Duration) {
-    if may::coroutine::is_coroutine() {
-        if dur.is_zero() {
-            return;
-        }
-        // See `sleep`: may's timed park needs at least a whole millisecond.
-        may::coroutine::park_timeout(dur.max(Duration::from_millis(1)));
-    } else {
-        std::thread::park_timeout(dur);
+    if dur.is_zero() {
+        return interrupt::check();
     }
+    // A duration too long to represent is a plain park.
+    park_until(interrupt::limit(Instant::now().checked_add(dur)));
+}
+
+/// Parks until unparked, or the deadline (which includes any active timeout's), or a kill.
+fn park_until(deadline: Option<Instant>) {
+    if may::coroutine::is_coroutine() {
+        let _armed = interrupt::arm(|| Wake::Coroutine(may::coroutine::current()));
+        if !interrupt::pending() {
+            match deadline {
+                // may's timed park counts whole milliseconds and treats 0 as "never".
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if !left.is_zero() {
+                        may::coroutine::park_timeout(left.max(Duration::from_millis(1)));
+                    }
+                }
+                None => may::coroutine::park(),
+            }
+        }
+    } else {
+        match deadline {
+            Some(d) => std::thread::park_timeout(d.saturating_duration_since(Instant::now())),
+            None => std::thread::park(),
+        }
+    }
+    interrupt::check();
 }
 
 /// Where a coroutine's result (or panic) waits for `join`.
@@ -316,6 +352,22 @@ struct ExitGuard {
     stack_size: usize,
     returned: bool,
     scope: Option<Arc<ScopeData>>,
+    finished: Arc<Finished>,
+}
+
+/// Set once a coroutine has ended, whichever way it ended; `join` waits on it.
+struct Finished {
+    done: AtomicBool,
+    waiters: Waiters,
+}
+
+impl Finished {
+    /// Waits until the coroutine has ended (`true`) or the deadline passes (`false`).
+    fn wait(&self, deadline: Option<Instant>) -> bool {
+        self.waiters
+            .wait_for(deadline, || self.done.load(Ordering::Acquire).then_some(()))
+            .is_some()
+    }
 }
 
 impl Drop for ExitGuard {
@@ -333,6 +385,8 @@ impl Drop for ExitGuard {
         if let Some(scope) = &self.scope {
             scope.finished();
         }
+        self.finished.done.store(true, Ordering::Release);
+        self.finished.waiters.wake_all();
     }
 }
 
@@ -436,6 +490,11 @@ impl Builder {
         });
 
         let stack_size = self.stack_size.unwrap_or(config.stack_size);
+        let finished = Arc::new(Finished {
+            done: AtomicBool::new(false),
+            waiters: Waiters::new(),
+        });
+        let their_finished = finished.clone();
         let their_thread = thread.clone();
         let their_packet = packet.clone();
         let local = may::coroutine::is_coroutine();
@@ -450,6 +509,9 @@ impl Builder {
                 may::coroutine::yield_now();
             }
             their_thread.bind(&may::coroutine::current());
+            if let Some(interrupt) = their_thread.interrupt() {
+                interrupt::install(interrupt.clone());
+            }
             CURRENT.with(|cur| *cur.borrow_mut() = Some(their_thread.clone()));
             EXIT.with(|exit| {
                 *exit.borrow_mut() = Some(ExitGuard {
@@ -457,6 +519,7 @@ impl Builder {
                     stack_size,
                     returned: false,
                     scope,
+                    finished: their_finished,
                 })
             });
             tracing::trace!("coroutine started");
@@ -535,6 +598,7 @@ impl Builder {
             thread,
             stack_size,
             packet,
+            finished,
         })
     }
 }
@@ -602,11 +666,34 @@ struct JoinInner<'scope, T> {
     thread: Thread,
     stack_size: usize,
     packet: Arc<Packet<'scope, T>>,
+    finished: Arc<Finished>,
 }
 
-impl<T> JoinInner<'_, T> {
+impl<'scope, T> JoinInner<'scope, T> {
+    /// Joins if the coroutine ends before the deadline; otherwise gives the handle back.
+    fn join_until(self, deadline: Option<Instant>) -> std::result::Result<Result<T>, Self> {
+        if self.finished.wait(deadline) {
+            Ok(self.take())
+        } else {
+            Err(self)
+        }
+    }
+
     fn join(self) -> Result<T> {
+        self.finished.wait(None);
+        self.take()
+    }
+
+    fn kill(&self) {
+        if let Some(interrupt) = self.thread.interrupt() {
+            tracing::debug!(id = ?self.thread.id(), name = self.thread.name(), "killing coroutine");
+            interrupt.kill();
+        }
+    }
+
+    fn take(self) -> Result<T> {
         // may's own result says nothing ours does not: a panic was caught inside the coroutine.
+        // The coroutine has ended (`finished`), so this returns at once.
         let _ = self.handle.join();
         let taken = self
             .packet
@@ -645,6 +732,116 @@ impl<T> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         self.0.is_finished()
     }
+
+    /// Like [`join`](Self::join), but gives up after about `dur`: `Err` gives the handle back,
+    /// still joinable, if the coroutine is still running then. gevent's `join(timeout)`.
+    ///
+    /// ```
+    /// use greennet::thread;
+    /// use std::time::Duration;
+    ///
+    /// greennet::run(|| {
+    ///     let slow = thread::spawn(|| thread::sleep(Duration::from_secs(1)));
+    ///     let slow = slow.join_timeout(Duration::from_millis(10)).unwrap_err();
+    ///     slow.kill();
+    ///     assert!(slow.join().is_err());
+    /// });
+    /// ```
+    pub fn join_timeout(self, dur: Duration) -> std::result::Result<Result<T>, JoinHandle<T>> {
+        self.0
+            .join_until(Instant::now().checked_add(dur))
+            .map_err(JoinHandle)
+    }
+
+    /// Asks the coroutine to stop, gevent's `Greenlet.kill`: it unwinds from the greennet wait it
+    /// is parked in, or from the next one it reaches, running its destructors on the way (so
+    /// its sockets close). Its `join` then returns `Err` with a [`Killed`] payload, unless it
+    /// finished first. The kill is not forgotten: if the coroutine catches the unwind, its next
+    /// wait unwinds again. Code that never waits (a pure computation) is not interrupted.
+    /// Returns at once; `join` waits for the end.
+    pub fn kill(&self) {
+        self.0.kill();
+    }
+}
+
+/// The payload of a killed coroutine's unwind, which its `join` returns as the `Err`.
+/// See [`JoinHandle::kill`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Killed {
+    _private: (),
+}
+
+impl Killed {
+    pub(crate) fn new() -> Killed {
+        Killed { _private: () }
+    }
+
+    /// Whether a `join` error (or any unwind payload) is a kill.
+    pub fn is(payload: &(dyn Any + Send)) -> bool {
+        payload.is::<Killed>()
+    }
+}
+
+impl fmt::Debug for Killed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Killed")
+    }
+}
+
+impl fmt::Display for Killed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("coroutine killed")
+    }
+}
+
+impl std::error::Error for Killed {}
+
+/// Spawns `f` to start after `delay`, gevent's `spawn_later`. Killing the handle before then
+/// means `f` never runs.
+///
+/// # Panics
+///
+/// As [`spawn`], if the coroutine cannot be created.
+pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    spawn(move || {
+        sleep(delay);
+        f()
+    })
+}
+
+/// Joins every handle, giving up at the end of `timeout` (`None`: no limit), gevent's
+/// `joinall`. The answers come in the handles' order: `Ok` with the coroutine's result, or
+/// `Err` with its handle, still joinable, if it had not finished by the deadline.
+///
+/// ```
+/// use greennet::thread;
+/// use std::time::Duration;
+///
+/// greennet::run(|| {
+///     let quick = thread::spawn(|| 1);
+///     let slow = thread::spawn(|| {
+///         thread::sleep(Duration::from_secs(1));
+///         2
+///     });
+///     let mut done = thread::joinall(vec![quick, slow], Some(Duration::from_millis(50)));
+///     let slow = done.pop().unwrap().unwrap_err();
+///     assert_eq!(done.pop().unwrap().unwrap().unwrap(), 1);
+///     slow.kill();
+/// });
+/// ```
+pub fn joinall<T>(
+    handles: impl IntoIterator<Item = JoinHandle<T>>,
+    timeout: Option<Duration>,
+) -> Vec<std::result::Result<Result<T>, JoinHandle<T>>> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    handles
+        .into_iter()
+        .map(|h| h.0.join_until(deadline).map_err(JoinHandle))
+        .collect()
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::green::alarm;
+use crate::interrupt;
 
 pub(crate) struct Waiter {
     blocker: Arc<may::sync::Blocker>,
@@ -63,11 +64,21 @@ impl Waiters {
 
     /// Parks until woken (`true`) or until the deadline passes (`false`, and the waiter has left
     /// the queue; a wake that raced with the deadline counts as woken).
+    ///
+    /// A kill or an expired [`timeout`](crate::timeout()) ends the wait by unwinding (see
+    /// `interrupt`), after the waiter has left the queue; a wake that already reached it is passed
+    /// on, as by [`cancel`](Self::cancel).
     pub(crate) fn park(&self, waiter: &Arc<Waiter>, deadline: Option<Instant>) -> bool {
-        let _alarm = deadline.map(|d| alarm::set(d, alarm::Wake::Blocker(waiter.blocker.clone())));
+        let limit = interrupt::limit(deadline);
+        let _alarm = limit.map(|d| alarm::set(d, alarm::Wake::Blocker(waiter.blocker.clone())));
+        let _armed = interrupt::arm(|| alarm::Wake::Blocker(waiter.blocker.clone()));
         loop {
             if waiter.woken.load(Ordering::Acquire) {
                 return true;
+            }
+            if interrupt::pending() {
+                self.cancel(waiter);
+                interrupt::check();
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 let mut queue = self.queue();

@@ -140,11 +140,20 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Acquires exclusive access, parking until every other holder is gone.
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
+        // Counted as waiting until this returns or unwinds (a kill or a timeout can end the
+        // wait), so readers never wait for a writer that is gone.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         self.writers_waiting.fetch_add(1, Ordering::SeqCst);
+        let waiting = Waiting(&self.writers_waiting);
         self.writers
             .wait_for(None, || self.try_acquire_write().then_some(()))
             .expect("a wait without a deadline only ends when ready");
-        self.writers_waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(waiting);
         self.poison(self.write_guard())
     }
 
