@@ -32,11 +32,14 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 pub mod blocking;
+pub mod event;
 mod green;
 mod interrupt;
+pub mod lock;
 #[macro_use]
 pub mod net;
 pub mod os;
+pub mod queue;
 pub mod runtime;
 pub mod sync;
 pub mod thread;
