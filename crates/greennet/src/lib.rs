@@ -39,6 +39,7 @@ pub mod lock;
 #[macro_use]
 pub mod net;
 pub mod os;
+pub mod pool;
 pub mod queue;
 pub mod runtime;
 pub mod sync;

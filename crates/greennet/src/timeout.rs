@@ -160,7 +160,7 @@ impl fmt::Debug for Timeout {
 /// Runs `f`, giving up on whatever it is waiting for once `dur` has passed.
 ///
 /// Returns `Ok` with `f`'s value, or `Err(Elapsed)` if the limit expired while `f` waited in a
-/// greennet call (see the [module](crate::timeout) for what is left behind). Works in coroutines
+/// greennet call (see the [module](mod@crate::timeout) for what is left behind). Works in coroutines
 /// and on plain threads.
 ///
 /// ```
