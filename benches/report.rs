@@ -359,7 +359,7 @@ fn main() {
         md,
         "- Everything below comes from one `just bench`: `cargo bench -p benches --bench micro`, \
          `benches/load.sh` (wrk `-t2 --timeout 2s --latency`, `-H 'Connection: close'` for the \
-         close workload; {rounds} interleaved rounds; medians), `benches/capacity.sh`, then \
+         close workload; {rounds} interleaved rounds; medians), `benches/capacity.sh`, `benches/profile.sh`, then \
          `cargo run --release -p benches --example bench_report`, which wrote this section and \
          `docs/load.svg`.\n"
     );
@@ -554,6 +554,33 @@ fn main() {
         );
     }
     let _ = writeln!(md);
+
+    // Profile.
+    let profile = read_tsv(&bench.join("profile.tsv"));
+    if !profile.is_empty() {
+        let _ = writeln!(
+            md,
+            "### Where the time goes (`benches/profile.sh`: perf stat while wrk drives 500 connections)\n"
+        );
+        let _ = writeln!(
+            md,
+            "| mode | server | requests | server CPU µs / request | syscalls / request | reads / request | epoll_ctl / request |\n|---|---|---|---|---|---|---|"
+        );
+        for f in profile.iter().filter(|f| f.len() >= 7) {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                f[1],
+                f[0],
+                f[2].parse::<f64>().map_or(f[2].clone(), thousands),
+                f[3],
+                f[4],
+                f[5],
+                f[6]
+            );
+        }
+        let _ = writeln!(md);
+    }
 
     // Micro-benchmarks.
     let _ = writeln!(md, "### Micro-benchmarks (criterion medians)\n");

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 cargo bench -p benches --bench micro -- --warm-up-time 1 --measurement-time 5
 benches/load.sh "${LOAD_SECONDS:-10}" "${LOAD_ROUNDS:-3}" 50 500 5000
 benches/capacity.sh
+benches/profile.sh
 cargo run --release -q -p benches --example bench_report
