@@ -1,0 +1,28 @@
+//! The TLS example end to end: 50 concurrent rustls clients against its rustls server, both on
+//! greennet sockets, with a certificate made when it starts.
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The example binary cargo built next to this test's own executable.
+fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    assert!(path.exists(), "{} is not built", path.display());
+    path
+}
+
+#[test]
+fn the_tls_example_echoes_for_every_client() {
+    let out = Command::new(example_binary("tls_echo"))
+        .arg("50")
+        .output()
+        .expect("run the tls_echo example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("tls echo: 50 clients, "), "{last}");
+}
