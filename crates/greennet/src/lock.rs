@@ -69,6 +69,15 @@ impl Permits {
         }
     }
 
+    fn acquire(&self) -> SemaphoreGuard<'_> {
+        // Without a deadline, the wait only ends with a permit.
+        loop {
+            if let Some(guard) = self.acquire_until(None) {
+                return guard;
+            }
+        }
+    }
+
     fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
         let mut count = relock(&self.count);
         if *count == 0 {
@@ -151,12 +160,7 @@ impl Semaphore {
 
     /// Takes a permit, parking until one is available; the guard returns it when dropped.
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        // Without a deadline, the wait only ends with a permit.
-        loop {
-            if let Some(guard) = self.permits.acquire_until(None) {
-                return guard;
-            }
-        }
+        self.permits.acquire()
     }
 
     /// Takes a permit, parking for at most about `timeout`; `None` if none became available.
@@ -230,12 +234,7 @@ impl BoundedSemaphore {
 
     /// Takes a permit, parking until one is available; the guard returns it when dropped.
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        // Without a deadline, the wait only ends with a permit.
-        loop {
-            if let Some(guard) = self.permits.acquire_until(None) {
-                return guard;
-            }
-        }
+        self.permits.acquire()
     }
 
     /// Takes a permit, parking for at most about `timeout`; `None` if none became available.
