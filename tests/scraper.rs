@@ -1,18 +1,12 @@
 //! The scraper example end to end: it serves and fetches its pages, and the pooled run beats the
 //! sequential one by far.
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The example binary cargo built next to this test's own executable.
-fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(path.exists(), "{} is not built", path.display());
-    path
-}
+#[path = "support/examples.rs"]
+mod support;
+use support::example_binary;
 
 /// `digits` digits after the point, and a number.
 fn has_decimals(number: &str, digits: usize) -> bool {

@@ -4,6 +4,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+#[path = "support/examples.rs"]
+mod support;
+use support::example_binary;
+
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
@@ -30,15 +34,6 @@ fn green_hello_is_the_baseline_with_only_use_lines_and_the_attribute_changed() {
     let green_text = std::fs::read_to_string(dir.join("green_hello.rs")).unwrap();
     assert!(green_text.contains("\n#[green::main]\nfn main()"));
     assert!(green_text.contains("use greennet::net::"));
-}
-
-/// The example binaries cargo built next to this test's own executable.
-fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(path.exists(), "{} is not built", path.display());
-    path
 }
 
 struct Server(Child);

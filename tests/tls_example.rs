@@ -1,15 +1,10 @@
 //! The TLS example end to end: 50 concurrent rustls clients against its rustls server, both on
 //! greennet sockets, with a certificate made when it starts.
-use std::path::PathBuf;
 use std::process::Command;
 
-/// The example binary cargo built next to this test's own executable.
-fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
-    assert!(path.exists(), "{} is not built", path.display());
-    path
-}
+#[path = "support/examples.rs"]
+mod support;
+use support::example_binary;
 
 #[test]
 fn the_tls_example_echoes_for_every_client() {
