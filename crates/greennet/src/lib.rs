@@ -42,6 +42,7 @@ pub mod os;
 pub mod pool;
 pub mod queue;
 pub mod runtime;
+pub mod server;
 pub mod sync;
 pub mod thread;
 pub mod timeout;
