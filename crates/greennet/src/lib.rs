@@ -34,6 +34,8 @@
 pub mod blocking;
 pub mod event;
 mod green;
+#[cfg(feature = "http")]
+pub mod http;
 mod interrupt;
 pub mod lock;
 #[macro_use]

@@ -1,0 +1,494 @@
+//! [`Server`]: HTTP/1.1 on a coroutine per connection, with plain blocking handlers.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::http::header::{self, HeaderName, HeaderValue};
+use ::http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+
+use super::body::{Body, Inner};
+use super::wire::{self, BodyError, Framing, HeadError, Reader};
+use crate::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use crate::server::{ServerHandle, StreamServer};
+use crate::thread::Killed;
+use crate::timeout::Timeout;
+
+type Handler = dyn Fn(Request<Body>) -> Response<Body> + Send + Sync + 'static;
+
+/// The settings every connection of a server shares.
+#[derive(Clone)]
+struct Config {
+    handler: Arc<Handler>,
+    idle_timeout: Duration,
+    read_timeout: Duration,
+    write_timeout: Option<Duration>,
+    max_body: usize,
+    max_headers: usize,
+    max_head_size: usize,
+    max_request_line: usize,
+}
+
+/// An HTTP/1.1 server whose handler is a plain blocking function, gevent's `WSGIServer`.
+///
+/// Each connection runs on its own coroutine, and each of its requests is handled there in
+/// turn, so a handler may block on greennet I/O (a database, another service through
+/// [`client`](super::client)) and only that connection waits. The handler gets the request with
+/// its body already read into memory (at most [`max_body`](Server::max_body) bytes) and the
+/// client's address in the request's extensions as a [`SocketAddr`]; a handler that panics
+/// answers `500` and its connection closes, while the server carries on.
+///
+/// The protocol: persistent connections (HTTP/1.1 by default, HTTP/1.0 with
+/// `Connection: keep-alive`), pipelined requests answered in order, request bodies with
+/// `Content-Length` or chunked, `Expect: 100-continue`, `HEAD`, and `Connection: close` in either
+/// direction. Each response carries a `Content-Length` when its length is known, and is otherwise
+/// chunked (HTTP/1.1) or ends with the connection (HTTP/1.0). Requests beyond the limits get
+/// `414` (request line), `431` (header section), `413` (body), `400` (malformed) or `408` (too
+/// slow), and the connection then closes.
+///
+/// ```
+/// use greennet::http::{client, Body, Response, Server};
+///
+/// greennet::run(|| {
+///     let server = Server::new(|req: greennet::http::Request<Body>| {
+///         Response::new(Body::from(format!("you asked for {}", req.uri().path())))
+///     })
+///     .bind("127.0.0.1:0")
+///     .unwrap()
+///     .start()
+///     .unwrap();
+///
+///     let url = format!("http://{}/hello", server.local_addr());
+///     let answer = client::get(&url).unwrap();
+///     assert_eq!(answer.status(), 200);
+///     assert_eq!(answer.into_body().into_string().unwrap(), "you asked for /hello");
+///     server.stop(std::time::Duration::from_secs(1));
+/// });
+/// ```
+pub struct Server {
+    config: Arc<Config>,
+    listener: Option<TcpListener>,
+    max_connections: Option<usize>,
+}
+
+impl Server {
+    /// A server that answers every request with `handler`. Nothing listens until
+    /// [`bind`](Server::bind).
+    pub fn new<F>(handler: F) -> Server
+    where
+        F: Fn(Request<Body>) -> Response<Body> + Send + Sync + 'static,
+    {
+        Server {
+            config: Arc::new(Config {
+                handler: Arc::new(handler),
+                idle_timeout: Duration::from_secs(60),
+                read_timeout: Duration::from_secs(30),
+                write_timeout: Some(Duration::from_secs(60)),
+                max_body: 8 * 1024 * 1024,
+                max_headers: 100,
+                max_head_size: 64 * 1024,
+                max_request_line: 8 * 1024,
+            }),
+            listener: None,
+            max_connections: None,
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// How long a connection may sit between requests before the server closes it
+    /// (default 60 s).
+    pub fn idle_timeout(mut self, limit: Duration) -> Server {
+        self.config_mut().idle_timeout = limit;
+        self
+    }
+
+    /// How long a request's head may take to arrive once its first byte has, and then,
+    /// separately, how long its body may take (default 30 s each). A client that runs out of
+    /// time gets `408` and is disconnected, however steadily it trickles bytes.
+    pub fn read_timeout(mut self, limit: Duration) -> Server {
+        self.config_mut().read_timeout = limit;
+        self
+    }
+
+    /// How long one write of a response may wait for a client that does not read
+    /// (default 60 s); `None` waits forever. Running out of time closes the connection.
+    pub fn write_timeout(mut self, limit: Option<Duration>) -> Server {
+        self.config_mut().write_timeout = limit;
+        self
+    }
+
+    /// The largest request body accepted, in bytes (default 8 MiB). Bodies are read into memory
+    /// before the handler runs, so this bounds the memory each connection can take; a larger
+    /// body is refused with `413` (before any of it is read when its length is declared).
+    pub fn max_body(mut self, bytes: usize) -> Server {
+        self.config_mut().max_body = bytes;
+        self
+    }
+
+    /// The most header fields a request may have (default 100); more is `431`.
+    pub fn max_headers(mut self, count: usize) -> Server {
+        self.config_mut().max_headers = count;
+        self
+    }
+
+    /// The largest request head (request line and header fields), in bytes (default 64 KiB);
+    /// larger is `431`.
+    pub fn max_head_size(mut self, bytes: usize) -> Server {
+        self.config_mut().max_head_size = bytes;
+        self
+    }
+
+    /// The longest request line, in bytes (default 8 KiB); longer is `414`.
+    pub fn max_request_line(mut self, bytes: usize) -> Server {
+        self.config_mut().max_request_line = bytes;
+        self
+    }
+
+    /// Serves at most `n` connections at once (default: no cap); see
+    /// [`server::Builder::max_connections`](crate::server::Builder::max_connections).
+    pub fn max_connections(mut self, n: usize) -> Server {
+        self.max_connections = Some(n);
+        self
+    }
+
+    /// Binds a listening socket at `addr` (as [`TcpListener::bind`]).
+    pub fn bind<A: ToSocketAddrs>(mut self, addr: A) -> io::Result<Server> {
+        self.listener = Some(TcpListener::bind(addr)?);
+        Ok(self)
+    }
+
+    /// The address the server is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.bound()?.local_addr()
+    }
+
+    fn bound(&self) -> io::Result<&TcpListener> {
+        self.listener.as_ref().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the HTTP server is not bound: call bind first",
+            )
+        })
+    }
+
+    /// The [`StreamServer`] that runs this server's connections.
+    fn stream_server(mut self) -> io::Result<StreamServer<TcpListener>> {
+        self.bound()?;
+        let listener = self.listener.take().expect("checked above");
+        let mut builder = crate::server::Builder::new();
+        if let Some(n) = self.max_connections {
+            builder = builder.max_connections(n);
+        }
+        let config = self.config;
+        Ok(builder.build(listener, move |stream, peer| serve(&config, stream, peer)))
+    }
+
+    /// Starts accepting connections on a coroutine of its own (a
+    /// [`StreamServer`](crate::server::StreamServer)) and returns at once. Stopping the handle
+    /// closes the listener, lets requests in progress finish within the grace period, and then
+    /// closes the connections that remain, idle keep-alive ones included.
+    pub fn start(self) -> io::Result<ServerHandle<SocketAddr>> {
+        self.stream_server()?.start()
+    }
+
+    /// Accepts connections in the calling coroutine, forever; it returns only the error of a
+    /// server that was never bound.
+    pub fn serve_forever(self) -> io::Result<()> {
+        self.stream_server()?.serve_forever()
+    }
+
+    /// Serves every request that arrives on `stream`, from the client at `peer`, until the
+    /// connection ends: the server's work for one connection, for an accept loop of one's own
+    /// (a [`StreamServer`](crate::server::StreamServer) with `SO_REUSEPORT`, say).
+    pub fn serve_connection(&self, stream: TcpStream, peer: SocketAddr) {
+        serve(&self.config, stream, peer)
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("idle_timeout", &self.config.idle_timeout)
+            .field("read_timeout", &self.config.read_timeout)
+            .field("write_timeout", &self.config.write_timeout)
+            .field("max_body", &self.config.max_body)
+            .finish_non_exhaustive()
+    }
+}
+
+fn serve(config: &Config, stream: TcpStream, peer: SocketAddr) {
+    if stream.set_write_timeout(config.write_timeout).is_err() {
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let mut conn = Reader::new(stream);
+    loop {
+        match serve_one(config, &mut conn, peer) {
+            Next::KeepAlive => continue,
+            Next::Close => return,
+            Next::Linger => return linger(conn),
+        }
+    }
+}
+
+/// What happens to the connection after a request.
+enum Next {
+    KeepAlive,
+    /// Close now.
+    Close,
+    /// Close after a response the client may not have read: stop writing, then discard what
+    /// the client still sends for a moment, so that closing with unread data (which makes the
+    /// kernel send a reset) cannot destroy the response before the client reads it.
+    Linger,
+}
+
+/// The parts of a request head, owned.
+struct Head {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+}
+
+fn serve_one(config: &Config, conn: &mut Reader<TcpStream>, peer: SocketAddr) -> Next {
+    // Between requests: wait (idle) for the first byte of the next one.
+    if conn.buffered().is_empty() {
+        match Timeout::start(config.idle_timeout).run(|| conn.fill_more()) {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Next::Close,
+        }
+    }
+
+    // The head, within one deadline however it trickles in.
+    let limit = Timeout::start(config.read_timeout);
+    let head = limit.run(|| {
+        conn.read_head(config.max_request_line, config.max_head_size, |data| {
+            parse_request(data, config.max_headers)
+        })
+    });
+    let head = match head {
+        Err(_elapsed) => return refuse(conn, StatusCode::REQUEST_TIMEOUT),
+        Ok(Ok(head)) => head,
+        Ok(Err(e)) => {
+            return match e {
+                HeadError::Io(_) | HeadError::Eof => Next::Close,
+                HeadError::LineTooLong => refuse(conn, StatusCode::URI_TOO_LONG),
+                HeadError::HeadTooLarge => {
+                    refuse(conn, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+                }
+                HeadError::Parse(status) => refuse(conn, status),
+            }
+        }
+    };
+
+    let mut keep_alive = match head.version {
+        Version::HTTP_11 => !wire::has_token(&head.headers, &header::CONNECTION, "close"),
+        _ => wire::has_token(&head.headers, &header::CONNECTION, "keep-alive"),
+    };
+    let framing = match wire::body_framing(&head.headers) {
+        Ok(framing) => framing,
+        Err(()) => return refuse(conn, StatusCode::BAD_REQUEST),
+    };
+    if framing == Some(Framing::Chunked) && head.version != Version::HTTP_11 {
+        // Chunked from an HTTP/1.0 client is read, but the framing is not to be trusted for
+        // what follows.
+        keep_alive = false;
+    }
+    if let Some(Framing::Length(n)) = framing {
+        if n > config.max_body as u64 {
+            return refuse(conn, StatusCode::PAYLOAD_TOO_LARGE);
+        }
+    }
+    let has_body = matches!(framing, Some(Framing::Chunked) | Some(Framing::Length(1..)));
+    if let Some(expect) = head.headers.get(header::EXPECT) {
+        if !expect.as_bytes().eq_ignore_ascii_case(b"100-continue") {
+            return refuse(conn, StatusCode::EXPECTATION_FAILED);
+        }
+        if has_body
+            && head.version == Version::HTTP_11
+            && conn
+                .get_mut()
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .is_err()
+        {
+            return Next::Close;
+        }
+    }
+
+    // The body, within a deadline of its own.
+    let mut body = Vec::new();
+    if has_body {
+        let read = Timeout::start(config.read_timeout).run(|| match framing {
+            Some(Framing::Length(n)) => conn.read_exact_into(n, &mut body),
+            _ => conn.read_chunked_into(config.max_body, config.max_head_size, &mut body),
+        });
+        match read {
+            Err(_elapsed) => return refuse(conn, StatusCode::REQUEST_TIMEOUT),
+            Ok(Ok(())) => {}
+            Ok(Err(BodyError::Io(_) | BodyError::Eof)) => return Next::Close,
+            Ok(Err(BodyError::Invalid)) => return refuse(conn, StatusCode::BAD_REQUEST),
+            Ok(Err(BodyError::TooLarge)) => return refuse(conn, StatusCode::PAYLOAD_TOO_LARGE),
+        }
+    }
+
+    let is_head = head.method == Method::HEAD;
+    let version = head.version;
+    let mut request = Request::new(Body::from(body));
+    *request.method_mut() = head.method;
+    *request.uri_mut() = head.uri;
+    *request.version_mut() = head.version;
+    *request.headers_mut() = head.headers;
+    request.extensions_mut().insert(peer);
+
+    let response = match catch_unwind(AssertUnwindSafe(|| (config.handler)(request))) {
+        Ok(response) => response,
+        Err(payload) if Killed::is(&*payload) => resume_unwind(payload),
+        Err(_) => {
+            tracing::error!("http server: the handler panicked; answering 500");
+            return refuse(conn, StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    };
+    match respond(conn.get_mut(), response, version, is_head, keep_alive) {
+        Ok(true) => Next::KeepAlive,
+        Ok(false) => Next::Linger,
+        Err(_) => Next::Close,
+    }
+}
+
+/// httparse's view of `data` turned into owned parts, or the status that refuses it.
+fn parse_request(data: &[u8], max_headers: usize) -> Result<Option<(usize, Head)>, StatusCode> {
+    let mut fields = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut req = httparse::Request::new(&mut fields);
+    let n = match req.parse(data) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        }
+        Err(_) => return Err(StatusCode::BAD_REQUEST),
+    };
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| StatusCode::BAD_REQUEST)?;
+    let uri = Uri::try_from(req.path.unwrap_or_default()).map_err(|_| StatusCode::BAD_REQUEST)?;
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    for field in req.headers.iter() {
+        let name =
+            HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| StatusCode::BAD_REQUEST)?;
+        let value = HeaderValue::from_bytes(field.value).map_err(|_| StatusCode::BAD_REQUEST)?;
+        headers.append(name, value);
+    }
+    Ok(Some((
+        n,
+        Head {
+            method,
+            uri,
+            version,
+            headers,
+        },
+    )))
+}
+
+/// Sends `response`; `Ok(true)` if the connection may carry another request.
+fn respond(
+    stream: &mut TcpStream,
+    response: Response<Body>,
+    version: Version,
+    is_head: bool,
+    keep_alive: bool,
+) -> io::Result<bool> {
+    let (parts, body) = response.into_parts();
+    let mut keep_alive =
+        keep_alive && !wire::has_token(&parts.headers, &header::CONNECTION, "close");
+    let status = parts.status;
+
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    wire::write_fields(
+        &mut head,
+        &parts.headers,
+        &[
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::CONNECTION,
+        ],
+    );
+
+    let bodiless_status = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let length = match &body.0 {
+        Inner::Reader(_) => match wire::body_framing(&parts.headers) {
+            Ok(Some(Framing::Length(n))) => Some(n),
+            _ => None,
+        },
+        _ => body.known_len(),
+    };
+    let framing = if bodiless_status {
+        Framing::None
+    } else if let Some(n) = length {
+        head.extend_from_slice(format!("content-length: {n}\r\n").as_bytes());
+        Framing::Length(n)
+    } else if version == Version::HTTP_11 {
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        Framing::Chunked
+    } else {
+        keep_alive = false;
+        Framing::Close
+    };
+    if !keep_alive {
+        head.extend_from_slice(b"connection: close\r\n");
+    } else if version == Version::HTTP_10 {
+        head.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    let framing = if is_head { Framing::None } else { framing };
+    wire::write_message(stream, head, body, framing)?;
+    Ok(keep_alive)
+}
+
+/// Answers with `status` and a short text, and closes.
+fn refuse(conn: &mut Reader<TcpStream>, status: StatusCode) -> Next {
+    let text = status.canonical_reason().unwrap_or("error");
+    let message = format!(
+        "HTTP/1.1 {} {text}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}\n",
+        status.as_str(),
+        text.len() + 1,
+    );
+    match conn.get_mut().write_all(message.as_bytes()) {
+        Ok(()) => Next::Linger,
+        Err(_) => Next::Close,
+    }
+}
+
+/// The lingering close of [`Next::Linger`]: at most 2 s and 1 MiB of the client's leftovers.
+fn linger(mut conn: Reader<TcpStream>) {
+    if conn.get_ref().shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let stream = conn.get_mut();
+    let _ = Timeout::start(Duration::from_secs(2)).run(|| {
+        let mut sink = [0u8; 16 * 1024];
+        let mut total = 0;
+        while total < 1024 * 1024 {
+            match stream.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    });
+}

@@ -1,0 +1,480 @@
+//! The bytes on the wire, shared by the server and the client: a read-ahead buffer over a
+//! stream that finds message heads and reads bodies (sized, chunked, or up to the end), and the
+//! writing of a message with the framing its sender chose.
+
+use std::io::{self, Read, Write};
+
+use super::body::{Body, Inner};
+
+/// How much one read asks the socket for.
+const READ_SIZE: usize = 16 * 1024;
+
+/// The longest chunk-size line accepted (the size in hex plus any chunk extensions).
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// Why a message head could not be read.
+#[derive(Debug)]
+pub(crate) enum HeadError<E> {
+    /// The stream failed.
+    Io(io::Error),
+    /// The peer closed before the head was complete.
+    Eof,
+    /// The first line is longer than allowed.
+    LineTooLong,
+    /// The whole head is larger than allowed.
+    HeadTooLarge,
+    /// The parser refused the head.
+    Parse(E),
+}
+
+/// Why a message body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    Io(io::Error),
+    /// The peer closed before the body was complete.
+    Eof,
+    /// Bad chunked framing.
+    Invalid,
+    /// The body is larger than allowed.
+    TooLarge,
+}
+
+impl From<io::Error> for BodyError {
+    fn from(e: io::Error) -> BodyError {
+        BodyError::Io(e)
+    }
+}
+
+/// A stream with the bytes read from it but not yet used, kept between messages so that
+/// pipelined requests are not lost.
+pub(crate) struct Reader<S> {
+    inner: S,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl<S: Read> Reader<S> {
+    pub(crate) fn new(inner: S) -> Reader<S> {
+        Reader {
+            inner,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The bytes read ahead and not yet consumed.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// Reads once more from the stream into the buffer: `Ok(0)` at the end of the stream.
+    pub(crate) fn fill_more(&mut self) -> io::Result<usize> {
+        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + READ_SIZE, 0);
+        let result = loop {
+            match self.inner.read(&mut self.buf[old..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        self.buf.truncate(old + *result.as_ref().unwrap_or(&0));
+        result
+    }
+
+    /// Reads until `parse` recognises a complete head at the start of the buffer, and consumes
+    /// it. `parse` gets the buffered bytes and answers `Ok(None)` for "not complete yet" or
+    /// `Ok(Some((head length, value)))`; it is tried each time a line ends, so a malformed first
+    /// line is refused before the rest arrives. `max_line` bounds the first line, `max_head` the
+    /// whole head.
+    pub(crate) fn read_head<T, E>(
+        &mut self,
+        max_line: usize,
+        max_head: usize,
+        mut parse: impl FnMut(&[u8]) -> Result<Option<(usize, T)>, E>,
+    ) -> Result<T, HeadError<E>> {
+        let mut scanned = 0;
+        loop {
+            let data = self.buffered();
+            let first_line = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+            if first_line > max_line {
+                return Err(HeadError::LineTooLong);
+            }
+            if data[scanned..].contains(&b'\n') {
+                match parse(data) {
+                    Ok(Some((n, _))) if n > max_head => return Err(HeadError::HeadTooLarge),
+                    Ok(Some((n, value))) => {
+                        self.consume(n);
+                        return Ok(value);
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(HeadError::Parse(e)),
+                }
+            }
+            if data.len() >= max_head {
+                return Err(HeadError::HeadTooLarge);
+            }
+            scanned = data.len();
+            match self.fill_more() {
+                Ok(0) => return Err(HeadError::Eof),
+                Ok(_) => {}
+                Err(e) => return Err(HeadError::Io(e)),
+            }
+        }
+    }
+
+    /// Appends exactly `n` more bytes of the stream to `out`.
+    pub(crate) fn read_exact_into(
+        &mut self,
+        mut n: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BodyError> {
+        loop {
+            let data = self.buffered();
+            let take = data.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+            out.extend_from_slice(&data[..take]);
+            self.consume(take);
+            n -= take as u64;
+            if n == 0 {
+                return Ok(());
+            }
+            if self.fill_more()? == 0 {
+                return Err(BodyError::Eof);
+            }
+        }
+    }
+
+    /// Appends the rest of the stream to `out`, up to `limit` bytes in all.
+    pub(crate) fn read_to_end_into(
+        &mut self,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BodyError> {
+        loop {
+            let data = self.buffered();
+            if out.len() + data.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            out.extend_from_slice(data);
+            let n = data.len();
+            self.consume(n);
+            if self.fill_more()? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One line, without its line ending (CRLF, or a bare LF); longer than `max` is `Invalid`.
+    fn read_line(&mut self, max: usize) -> Result<Vec<u8>, BodyError> {
+        loop {
+            let data = self.buffered();
+            if let Some(end) = data.iter().position(|&b| b == b'\n') {
+                let mut line = data[..end].to_vec();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.consume(end + 1);
+                if line.len() > max {
+                    return Err(BodyError::Invalid);
+                }
+                return Ok(line);
+            }
+            if data.len() > max + 1 {
+                return Err(BodyError::Invalid);
+            }
+            if self.fill_more()? == 0 {
+                return Err(BodyError::Eof);
+            }
+        }
+    }
+
+    /// Decodes a chunked body into `out`, refusing more than `limit` bytes of data; trailer
+    /// fields are read (at most `max_trailers` bytes of them) and dropped.
+    pub(crate) fn read_chunked_into(
+        &mut self,
+        limit: usize,
+        max_trailers: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BodyError> {
+        loop {
+            let line = self.read_line(MAX_CHUNK_LINE)?;
+            let size = chunk_size(&line).ok_or(BodyError::Invalid)?;
+            if size == 0 {
+                let mut trailers = 0;
+                loop {
+                    let line = self.read_line(max_trailers)?;
+                    if line.is_empty() {
+                        return Ok(());
+                    }
+                    trailers += line.len() + 2;
+                    if trailers > max_trailers {
+                        return Err(BodyError::TooLarge);
+                    }
+                }
+            }
+            if size > (limit - out.len()) as u64 {
+                return Err(BodyError::TooLarge);
+            }
+            self.read_exact_into(size, out)?;
+            if !self.read_line(0)?.is_empty() {
+                return Err(BodyError::Invalid);
+            }
+        }
+    }
+}
+
+/// The size on a chunk-size line: hex digits, then optional whitespace and `;extensions`.
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let digits_end = line
+        .iter()
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    let (digits, rest) = line.split_at(digits_end);
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let rest = rest.trim_ascii_start();
+    if !rest.is_empty() && rest[0] != b';' {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+/// How a message's body is delimited on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body is sent (HEAD, 204, 304).
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the connection closes (HTTP/1.0 responses of unknown length).
+    Close,
+}
+
+/// Writes `head` (the start line and header fields, ending in the blank line) and then `body`
+/// with the given framing. Small in-memory bodies go out in the same write as the head.
+/// A streamed body shorter than its declared length is `UnexpectedEof`: the peer cannot know
+/// where the message ends, so the caller must close the connection.
+pub(crate) fn write_message<W: Write>(
+    w: &mut W,
+    mut head: Vec<u8>,
+    body: Body,
+    framing: Framing,
+) -> io::Result<()> {
+    match (framing, body.0) {
+        (Framing::None, _) | (_, Inner::Empty) => {
+            if framing == Framing::Chunked {
+                head.extend_from_slice(b"0\r\n\r\n");
+            }
+            w.write_all(&head)
+        }
+        (Framing::Chunked, Inner::Bytes(bytes)) => {
+            if !bytes.is_empty() {
+                head.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
+                head.extend_from_slice(&bytes);
+                head.extend_from_slice(b"\r\n");
+            }
+            head.extend_from_slice(b"0\r\n\r\n");
+            w.write_all(&head)
+        }
+        (_, Inner::Bytes(bytes)) => {
+            head.extend_from_slice(&bytes);
+            w.write_all(&head)
+        }
+        (Framing::Length(n), Inner::Reader(reader)) => {
+            w.write_all(&head)?;
+            let copied = io::copy(&mut reader.take(n), w)?;
+            if copied < n {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the body ended before its declared length",
+                ));
+            }
+            Ok(())
+        }
+        (Framing::Close, Inner::Reader(mut reader)) => {
+            w.write_all(&head)?;
+            io::copy(&mut reader, w).map(drop)
+        }
+        (Framing::Chunked, Inner::Reader(mut reader)) => {
+            w.write_all(&head)?;
+            let mut frame = Vec::with_capacity(READ_SIZE + 32);
+            let mut buf = vec![0; READ_SIZE];
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                frame.clear();
+                if n == 0 {
+                    return w.write_all(b"0\r\n\r\n");
+                }
+                frame.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                frame.extend_from_slice(&buf[..n]);
+                frame.extend_from_slice(b"\r\n");
+                w.write_all(&frame)?;
+            }
+        }
+    }
+}
+
+/// Appends `name: value\r\n` for each field of `headers` except those `skip` names.
+pub(crate) fn write_fields(
+    out: &mut Vec<u8>,
+    headers: &::http::HeaderMap,
+    skip: &[::http::header::HeaderName],
+) {
+    for (name, value) in headers {
+        if skip.contains(name) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Whether a comma-separated header (e.g. `Connection`) holds `token`, in any case.
+pub(crate) fn has_token(
+    headers: &::http::HeaderMap,
+    name: &::http::header::HeaderName,
+    token: &str,
+) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// How a message's own header fields delimit its body: `Ok(None)` for no body header,
+/// `Ok(Some(Framing::Chunked))` or `Ok(Some(Framing::Length(n)))`, and `Err` for a
+/// Content-Length that is not one number, a transfer coding other than `chunked`, or both
+/// Content-Length and Transfer-Encoding.
+pub(crate) fn body_framing(headers: &::http::HeaderMap) -> Result<Option<Framing>, ()> {
+    use ::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        // Repeated fields (or a list) are allowed only when every value is the same number.
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+                return Err(());
+            }
+            let n: u64 = std::str::from_utf8(part)
+                .map_err(drop)?
+                .parse()
+                .map_err(drop)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(());
+            }
+            length = Some(n);
+        }
+    }
+    let mut codings = Vec::new();
+    for value in headers.get_all(TRANSFER_ENCODING) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            codings.push(part.trim_ascii().to_ascii_lowercase());
+        }
+    }
+    match (codings.is_empty(), length) {
+        (true, None) => Ok(None),
+        (true, Some(n)) => Ok(Some(Framing::Length(n))),
+        (false, None) if codings.len() == 1 && codings[0] == b"chunked" => {
+            Ok(Some(Framing::Chunked))
+        }
+        _ => Err(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(chunk_size(b"1a"), Some(26));
+        assert_eq!(chunk_size(b"0"), Some(0));
+        assert_eq!(chunk_size(b"A ; name=value"), Some(10));
+        assert_eq!(chunk_size(b""), None);
+        assert_eq!(chunk_size(b"-1"), None);
+        assert_eq!(chunk_size(b"zz"), None);
+        assert_eq!(chunk_size(b"1 2"), None);
+        assert_eq!(chunk_size(b"ffffffffffffffffffff"), None);
+    }
+
+    #[test]
+    fn chunked_bodies() {
+        let mut r = Reader::new(&b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: v\r\n\r\nNEXT"[..]);
+        let mut out = Vec::new();
+        r.read_chunked_into(100, 100, &mut out).unwrap();
+        assert_eq!(out, b"hello world");
+        assert_eq!(r.buffered(), b"NEXT");
+
+        let mut r = Reader::new(&b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"[..]);
+        let mut out = Vec::new();
+        assert!(matches!(
+            r.read_chunked_into(8, 100, &mut out),
+            Err(BodyError::TooLarge)
+        ));
+
+        let mut r = Reader::new(&b"5\r\nhelloXX0\r\n\r\n"[..]);
+        assert!(matches!(
+            r.read_chunked_into(8, 100, &mut Vec::new()),
+            Err(BodyError::Invalid)
+        ));
+
+        let mut r = Reader::new(&b"5\r\nhel"[..]);
+        assert!(matches!(
+            r.read_chunked_into(8, 100, &mut Vec::new()),
+            Err(BodyError::Eof)
+        ));
+    }
+
+    #[test]
+    fn framing_from_headers() {
+        use ::http::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+        let mut h = ::http::HeaderMap::new();
+        assert_eq!(body_framing(&h), Ok(None));
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("12"));
+        assert_eq!(body_framing(&h), Ok(Some(Framing::Length(12))));
+        h.append(CONTENT_LENGTH, HeaderValue::from_static("12"));
+        assert_eq!(body_framing(&h), Ok(Some(Framing::Length(12))));
+        h.append(CONTENT_LENGTH, HeaderValue::from_static("13"));
+        assert_eq!(body_framing(&h), Err(()));
+        h.clear();
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("+12"));
+        assert_eq!(body_framing(&h), Err(()));
+        h.clear();
+        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("Chunked"));
+        assert_eq!(body_framing(&h), Ok(Some(Framing::Chunked)));
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("3"));
+        assert_eq!(body_framing(&h), Err(()));
+        h.clear();
+        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("gzip, chunked"));
+        assert_eq!(body_framing(&h), Err(()));
+    }
+}
