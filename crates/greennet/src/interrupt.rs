@@ -75,7 +75,15 @@ pub(crate) fn push_deadline(deadline: Instant, token: u64) {
 
 /// Ends a timeout (guards may be dropped out of order; the token says which).
 pub(crate) fn pop_deadline(token: u64) {
-    CONTEXT.with(|c| c.borrow_mut().deadlines.retain(|&(_, t)| t != token));
+    CONTEXT.with(|c| {
+        let deadlines = &mut c.borrow_mut().deadlines;
+        // Usually the innermost, the last pushed.
+        if deadlines.last().is_some_and(|&(_, t)| t == token) {
+            deadlines.pop();
+        } else {
+            deadlines.retain(|&(_, t)| t != token);
+        }
+    });
 }
 
 /// The earlier of `own` and every active timeout's deadline.

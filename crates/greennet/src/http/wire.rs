@@ -49,8 +49,10 @@ impl From<io::Error> for BodyError {
 /// pipelined requests are not lost.
 pub(crate) struct Reader<S> {
     inner: S,
+    /// Storage, zeroed once when it grows: `buf[pos..end]` holds the bytes read ahead.
     buf: Vec<u8>,
     pos: usize,
+    end: usize,
 }
 
 impl<S: Read> Reader<S> {
@@ -59,6 +61,7 @@ impl<S: Read> Reader<S> {
             inner,
             buf: Vec::new(),
             pos: 0,
+            end: 0,
         }
     }
 
@@ -72,32 +75,37 @@ impl<S: Read> Reader<S> {
 
     /// The bytes read ahead and not yet consumed.
     pub(crate) fn buffered(&self) -> &[u8] {
-        &self.buf[self.pos..]
+        &self.buf[self.pos..self.end]
     }
 
     fn consume(&mut self, n: usize) {
         self.pos += n;
-        if self.pos == self.buf.len() {
-            self.buf.clear();
+        if self.pos == self.end {
             self.pos = 0;
+            self.end = 0;
         }
     }
 
     /// Reads once more from the stream into the buffer: `Ok(0)` at the end of the stream.
     pub(crate) fn fill_more(&mut self) -> io::Result<usize> {
-        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
-            self.buf.drain(..self.pos);
+        // Move what is left to the front once it is the smaller part, then make sure there is
+        // room for a whole read. Only growth zeroes memory: a steady connection reuses its
+        // storage without clearing it for every request.
+        if self.pos > 0 && self.pos * 2 >= self.end {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
             self.pos = 0;
         }
-        let old = self.buf.len();
-        self.buf.resize(old + READ_SIZE, 0);
+        if self.buf.len() - self.end < READ_SIZE {
+            self.buf.resize(self.end + READ_SIZE, 0);
+        }
         let result = loop {
-            match self.inner.read(&mut self.buf[old..]) {
+            match self.inner.read(&mut self.buf[self.end..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
         };
-        self.buf.truncate(old + *result.as_ref().unwrap_or(&0));
+        self.end += *result.as_ref().unwrap_or(&0);
         result
     }
 
