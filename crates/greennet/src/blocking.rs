@@ -133,14 +133,16 @@ where
     }));
     // A kill or a timeout ends the caller's wait (see `crate::timeout`); the job still runs to
     // its end on the pool, and its result is dropped.
-    let _alarm = crate::interrupt::limit(None)
+    let mut wait = crate::interrupt::begin(None);
+    let _alarm = wait
+        .limit()
         .map(|d| alarm::set(d, alarm::Wake::Blocker(slot.done.clone())));
-    let _armed = crate::interrupt::arm(|| alarm::Wake::Blocker(slot.done.clone()));
+    wait.arm(|| alarm::Wake::Blocker(slot.done.clone()));
     loop {
         if let Some(result) = slot.result.lock().unwrap_or_else(|e| e.into_inner()).take() {
             return result.unwrap_or_else(|payload| resume_unwind(payload));
         }
-        crate::interrupt::check();
+        wait.check();
         let _ = slot.done.park(None);
     }
 }

@@ -355,23 +355,24 @@ impl<T: AsRawFd> Green<T> {
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
         // A timeout around the caller (crate::timeout) may end the wait sooner than `deadline`.
-        let limit = interrupt::limit(deadline);
+        let mut wait = interrupt::begin(deadline);
+        let limit = wait.limit();
         if !may::coroutine::is_coroutine() {
             loop {
                 match op(&self.inner) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     done => return done,
                 }
-                interrupt::check();
+                wait.check();
                 if let Err(e) = poll(self.inner.as_raw_fd(), dir, limit) {
-                    interrupt::check();
+                    wait.check();
                     return Err(e);
                 }
             }
         }
         let waits = self.waits()?;
         let Some(_turn) = waits.turns[dir as usize].take(limit) else {
-            interrupt::check();
+            wait.check();
             return Err(io::ErrorKind::TimedOut.into());
         };
         let claim = waits.claim(dir);
@@ -379,9 +380,9 @@ impl<T: AsRawFd> Green<T> {
             (Some(d), Some(io)) => Some(alarm::set(d, alarm::Wake::Io(io.waker()))),
             _ => None,
         };
-        let _armed = claim
-            .io()
-            .map(|io| interrupt::arm(|| alarm::Wake::Io(io.waker())));
+        if let Some(io) = claim.io() {
+            wait.arm(|| alarm::Wake::Io(io.waker()));
+        }
         // The caller's failed try still counts if `primary` existed before it and no wait on
         // `primary` has cleared its flag since (see `Waits::primary_waits`); otherwise an event
         // may have been consumed in between, and only a fresh try can tell.
@@ -395,7 +396,7 @@ impl<T: AsRawFd> Green<T> {
                 }
             }
             tried = false;
-            interrupt::check();
+            wait.check();
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(io::ErrorKind::TimedOut.into());
             }

@@ -83,7 +83,7 @@ struct ThreadInner {
 enum Kind {
     /// Filled by whichever comes first: the spawner once may returns, or the coroutine itself.
     /// The interrupt is how `JoinHandle::kill` reaches it.
-    Coroutine(OnceLock<may::coroutine::Coroutine>, Arc<Interrupt>),
+    Coroutine(OnceLock<may::coroutine::Coroutine>, Interrupt),
     Os(std::thread::Thread),
 }
 
@@ -104,7 +104,7 @@ impl Thread {
         }
     }
 
-    fn interrupt(&self) -> Option<&Arc<Interrupt>> {
+    pub(crate) fn interrupt(&self) -> Option<&Interrupt> {
         match &self.inner.kind {
             Kind::Coroutine(_, interrupt) => Some(interrupt),
             Kind::Os(_) => None,
@@ -207,10 +207,13 @@ pub fn sleep(dur: Duration) {
     // A duration too long to represent sleeps until interrupted, as std's practically does.
     let end = Instant::now().checked_add(dur);
     let blocker = may::sync::Blocker::current();
-    let _alarm = interrupt::limit(end).map(|d| alarm::set(d, Wake::Blocker(blocker.clone())));
-    let _armed = interrupt::arm(|| Wake::Blocker(blocker.clone()));
+    let mut wait = interrupt::begin(end);
+    let _alarm = wait
+        .limit()
+        .map(|d| alarm::set(d, Wake::Blocker(blocker.clone())));
+    wait.arm(|| Wake::Blocker(blocker.clone()));
     loop {
-        interrupt::check();
+        wait.check();
         if end.is_some_and(|e| Instant::now() >= e) {
             return;
         }
@@ -289,7 +292,7 @@ pub const FAIR_YIELD_INTERVAL: Duration = Duration::from_millis(10);
 /// waiter.join().unwrap();
 /// ```
 pub fn park() {
-    park_until(interrupt::limit(None));
+    park_until(None);
 }
 
 /// Like [`park`], but returns after at most about `dur`.
@@ -298,14 +301,16 @@ pub fn park_timeout(dur: Duration) {
         return interrupt::check();
     }
     // A duration too long to represent is a plain park.
-    park_until(interrupt::limit(Instant::now().checked_add(dur)));
+    park_until(Instant::now().checked_add(dur));
 }
 
-/// Parks until unparked, or the deadline (which includes any active timeout's), or a kill.
-fn park_until(deadline: Option<Instant>) {
+/// Parks until unparked, or the deadline, or an active timeout's, or a kill.
+fn park_until(own: Option<Instant>) {
+    let mut wait = interrupt::begin(own);
+    let deadline = wait.limit();
     if may::coroutine::is_coroutine() {
-        let _armed = interrupt::arm(|| Wake::Coroutine(may::coroutine::current()));
-        if !interrupt::pending() {
+        wait.arm(|| Wake::Coroutine(may::coroutine::current()));
+        if !wait.pending() {
             match deadline {
                 // may's timed park counts whole milliseconds and treats 0 as "never".
                 Some(d) => {
@@ -323,7 +328,7 @@ fn park_until(deadline: Option<Instant>) {
             None => std::thread::park(),
         }
     }
-    interrupt::check();
+    wait.check();
 }
 
 /// Where a coroutine's result (or panic) waits for `join`.
@@ -509,9 +514,7 @@ impl Builder {
                 may::coroutine::yield_now();
             }
             their_thread.bind(&may::coroutine::current());
-            if let Some(interrupt) = their_thread.interrupt() {
-                interrupt::install(interrupt.clone());
-            }
+            interrupt::install(their_thread.clone());
             CURRENT.with(|cur| *cur.borrow_mut() = Some(their_thread.clone()));
             EXIT.with(|exit| {
                 *exit.borrow_mut() = Some(ExitGuard {

@@ -69,16 +69,18 @@ impl Waiters {
     /// `interrupt`), after the waiter has left the queue; a wake that already reached it is passed
     /// on, as by [`cancel`](Self::cancel).
     pub(crate) fn park(&self, waiter: &Arc<Waiter>, deadline: Option<Instant>) -> bool {
-        let limit = interrupt::limit(deadline);
-        let _alarm = limit.map(|d| alarm::set(d, alarm::Wake::Blocker(waiter.blocker.clone())));
-        let _armed = interrupt::arm(|| alarm::Wake::Blocker(waiter.blocker.clone()));
+        let mut wait = interrupt::begin(deadline);
+        let _alarm = wait
+            .limit()
+            .map(|d| alarm::set(d, alarm::Wake::Blocker(waiter.blocker.clone())));
+        wait.arm(|| alarm::Wake::Blocker(waiter.blocker.clone()));
         loop {
             if waiter.woken.load(Ordering::Acquire) {
                 return true;
             }
-            if interrupt::pending() {
+            if wait.pending() {
                 self.cancel(waiter);
-                interrupt::check();
+                wait.check();
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 let mut queue = self.queue();
