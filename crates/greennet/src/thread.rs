@@ -708,8 +708,9 @@ impl<'scope, T> JoinInner<'scope, T> {
         taken.unwrap_or_else(|| Err(Box::new(overflow_message(&self.thread, self.stack_size))))
     }
 
+    /// True once `join` would not wait: the same signal `join` waits for.
     fn is_finished(&self) -> bool {
-        self.handle.is_done()
+        self.finished.done.load(Ordering::Acquire)
     }
 }
 
