@@ -1,12 +1,11 @@
 //! The seed pair: `green_hello.rs` must stay `threaded_baseline.rs` with only its `use` lines and
 //! `#[green::main]` changed, and both must answer a real HTTP client on loopback.
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 #[path = "support/examples.rs"]
 mod support;
-use support::example_binary;
+use support::start;
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -34,35 +33,6 @@ fn green_hello_is_the_baseline_with_only_use_lines_and_the_attribute_changed() {
     let green_text = std::fs::read_to_string(dir.join("green_hello.rs")).unwrap();
     assert!(green_text.contains("\n#[green::main]\nfn main()"));
     assert!(green_text.contains("use greennet::net::"));
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts an example on an ephemeral port and returns it with the address it printed.
-fn start(name: &str) -> (Server, String) {
-    let mut child = Command::new(example_binary(name))
-        .arg("0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    (server, addr)
 }
 
 fn curl(addr: &str) -> String {

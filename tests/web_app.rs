@@ -1,21 +1,10 @@
 //! The web_app example as a user meets it: started as a program, asked with curl.
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[path = "support/examples.rs"]
 mod support;
-use support::example_binary;
-
-/// Kills the example when the test ends, however it ends.
-struct App(Child);
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::start;
 
 /// curl's output (the head included) for `args`, within 10 s.
 fn curl(args: &[&str]) -> String {
@@ -34,20 +23,7 @@ fn curl(args: &[&str]) -> String {
 
 #[test]
 fn web_app_answers_curl() {
-    let mut child = Command::new(example_binary("web_app"))
-        .arg("0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _app = App(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (_app, addr) = start("web_app");
 
     let index = curl(&[&format!("http://{addr}/")]);
     assert!(index.starts_with("HTTP/1.1 200 OK\r\n"), "{index}");
