@@ -300,7 +300,7 @@ impl Builder {
     /// Without `reuse_port` this is [`TcpListener::bind`]. With it, the socket is made as std
     /// makes one (close-on-exec, `SO_REUSEADDR`) plus `SO_REUSEPORT`, with greennet's
     /// [`LISTEN_BACKLOG`](crate::net::LISTEN_BACKLOG); each address `addr` resolves to is tried
-    /// in turn. That path resolves host names on the calling thread, so give it an IP address.
+    /// in turn, host names resolved as [`TcpListener::bind`] resolves them.
     ///
     /// # Errors
     ///
@@ -337,32 +337,20 @@ impl Builder {
 /// Makes a socket of `ty` with `SO_REUSEADDR` and `SO_REUSEPORT` bound to the first address of
 /// `addr` that takes it (listening, for a stream socket).
 fn bind_reuse_port<A: ToSocketAddrs>(addr: A, ty: socket2::Type) -> io::Result<socket2::Socket> {
-    let mut last = None;
-    for a in addr.to_socket_addrs()? {
-        let attempt = (|| {
-            // socket2 sets close-on-exec, as std does.
-            let socket = socket2::Socket::new(socket2::Domain::for_address(a), ty, None)?;
-            if ty == socket2::Type::STREAM {
-                socket.set_reuse_address(true)?;
-            }
-            socket.set_reuse_port(true)?;
-            socket.bind(&a.into())?;
-            if ty == socket2::Type::STREAM {
-                socket.listen(crate::net::LISTEN_BACKLOG)?;
-            }
-            Ok(socket)
-        })();
-        match attempt {
-            Ok(socket) => return Ok(socket),
-            Err(e) => last = Some(e),
+    // Resolved as greennet's own `bind` resolves: host names on the blocking pool.
+    crate::net::addr::each_addr(addr, |a| {
+        // socket2 sets close-on-exec, as std does.
+        let socket = socket2::Socket::new(socket2::Domain::for_address(*a), ty, None)?;
+        if ty == socket2::Type::STREAM {
+            socket.set_reuse_address(true)?;
         }
-    }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "could not resolve to any addresses",
-        )
-    }))
+        socket.set_reuse_port(true)?;
+        socket.bind(&(*a).into())?;
+        if ty == socket2::Type::STREAM {
+            socket.listen(crate::net::LISTEN_BACKLOG)?;
+        }
+        Ok(socket)
+    })
 }
 
 type DatagramHandler = Arc<dyn Fn(&[u8], SocketAddr, &UdpSocket) + Send + Sync + 'static>;
@@ -554,8 +542,7 @@ impl DatagramBuilder {
         self
     }
 
-    /// Binds a UDP socket to `addr` and serves it with `handler`. With `reuse_port`, host names
-    /// resolve on the calling thread, as for [`Builder::bind`].
+    /// Binds a UDP socket to `addr` and serves it with `handler`.
     ///
     /// # Errors
     ///

@@ -253,7 +253,7 @@ macro_rules! fd_conversions {
     };
 }
 
-mod addr;
+pub(crate) mod addr;
 mod tcp;
 mod udp;
 
