@@ -67,6 +67,7 @@ fn app(req: Request<Body>) -> Response<Body> {
 /// A server for tests: short timeouts, small limits.
 fn test_server() -> Server {
     Server::new(app)
+        .peer_addr(true)
         .idle_timeout(Duration::from_millis(500))
         .read_timeout(Duration::from_millis(500))
         .max_body(4 * 1024 * 1024)
@@ -424,6 +425,70 @@ fn pipelined_requests_are_answered_in_order() {
             ["not found: /first", "second", "slow", "not found: /third"]
         );
         stop(server);
+    });
+}
+
+#[test]
+fn responses_are_dated_unless_the_handler_dates_them() {
+    watchdog(|| {
+        let (server, addr) = start(Server::new(|req: Request<Body>| {
+            let mut response = Response::new(Body::from("x"));
+            if req.uri().path() == "/own" {
+                response.headers_mut().insert(
+                    greennet::http::header::DATE,
+                    "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+                );
+            }
+            response
+        }));
+        let mut conn = connect(addr);
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /own HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = Vec::new();
+        let dates = |head: &str| -> Vec<String> {
+            head.lines()
+                .filter_map(|l| l.strip_prefix("date: "))
+                .map(str::to_owned)
+                .collect()
+        };
+        let (_, head, _) = read_response(&mut conn, &mut buf).unwrap();
+        let ours = dates(&head);
+        assert_eq!(ours.len(), 1, "{head}");
+        // `Thu, 26 nov 2026 18:40:09 gmt` (the head was lowercased): the layout of RFC 9110.
+        let date = ours[0].as_bytes();
+        assert_eq!(date.len(), 29, "{}", ours[0]);
+        assert_eq!(&date[3..5], b", ");
+        assert!(ours[0].ends_with(" gmt"));
+        let (_, head, _) = read_response(&mut conn, &mut buf).unwrap();
+        assert_eq!(dates(&head), ["sun, 06 nov 1994 08:49:37 gmt"]);
+        stop(server);
+    });
+}
+
+#[test]
+fn reuse_port_lets_two_servers_share_a_port() {
+    watchdog(|| {
+        let hello = |_: Request<Body>| Response::new(Body::from("hi"));
+        let first = Server::new(hello)
+            .reuse_port(true)
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let addr = first.local_addr().unwrap();
+        // Without the option the port is taken; with it, a second server binds beside the first.
+        let refused = Server::new(hello).bind(addr).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::AddrInUse);
+        let second = Server::new(hello).reuse_port(true).bind(addr).unwrap();
+        let servers = [first.start().unwrap(), second.start().unwrap()];
+        for _ in 0..4 {
+            let (status, _) = exchange(
+                addr,
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
+            assert_eq!(status, Some(200));
+        }
+        for server in servers {
+            stop(server);
+        }
     });
 }
 

@@ -100,3 +100,76 @@ fn socket_timeouts_under_load() {
         drop(server.join().unwrap());
     });
 }
+
+/// A socket keeps the alarm of its last timed wait for the next one. A kept alarm that goes
+/// off early must not end a longer wait, and one that would go off late must not stretch a
+/// shorter one.
+#[test]
+fn kept_socket_alarms_neither_cut_nor_stretch_later_waits() {
+    use greennet::net::{TcpListener, TcpStream};
+    use std::io::{ErrorKind, Read, Write};
+    use std::time::Instant;
+    bounded(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        // Each (delay, byte) is sent that long after the reader asks for it.
+        let (go_tx, go_rx) = mpsc::channel::<(u64, u8)>();
+        let writer = thread::spawn(move || {
+            for (delay, byte) in go_rx {
+                thread::sleep(Duration::from_millis(delay));
+                server.write_all(&[byte]).unwrap();
+            }
+        });
+        let mut byte = [0u8; 1];
+        let timeout = |ms| Some(Duration::from_millis(ms));
+
+        // A wait that ends with data long before its timeout leaves its alarm 400 ms out...
+        client.set_read_timeout(timeout(400)).unwrap();
+        go_tx.send((20, b'x')).unwrap();
+        assert_eq!(client.read(&mut byte).unwrap(), 1);
+        // ...which goes off in the middle of this longer wait, and must not end it.
+        client.set_read_timeout(timeout(10_000)).unwrap();
+        go_tx.send((600, b'a')).unwrap();
+        assert_eq!(
+            client.read(&mut byte).unwrap(),
+            1,
+            "an early alarm ended a wait"
+        );
+        assert_eq!(byte[0], b'a');
+
+        // Now the kept alarm is 10 s out: a 50 ms timeout must still end at 50 ms.
+        client.set_read_timeout(timeout(50)).unwrap();
+        let started = Instant::now();
+        let e = client.read(&mut byte).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a kept later alarm stretched a short timeout"
+        );
+
+        // Again, but this time the longer wait times out: the early alarm must neither end it
+        // before its time nor leave it without an alarm of its own (which would hang).
+        client.set_read_timeout(timeout(400)).unwrap();
+        go_tx.send((20, b'y')).unwrap();
+        assert_eq!(client.read(&mut byte).unwrap(), 1);
+        client.set_read_timeout(timeout(700)).unwrap();
+        let started = Instant::now();
+        let e = client.read(&mut byte).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        assert!(started.elapsed() >= Duration::from_millis(700));
+
+        // The same holds for the deadline of greennet::timeout.
+        client.set_read_timeout(None).unwrap();
+        go_tx.send((150, b'b')).unwrap();
+        let got = greennet::timeout(Duration::from_secs(10), || client.read(&mut byte));
+        assert_eq!(got.unwrap().unwrap(), 1);
+        assert_eq!(byte[0], b'b');
+        let started = Instant::now();
+        let got = greennet::timeout(Duration::from_millis(50), || client.read(&mut byte));
+        assert!(got.is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(go_tx);
+        writer.join().unwrap();
+    });
+}

@@ -207,6 +207,10 @@ impl Drop for TurnGuard<'_> {
 struct Waits {
     /// One turn per direction.
     turns: [Turn; 2],
+    /// The alarm last set for each registration (primary, secondary), kept after its wait
+    /// ends so that the next wait can reuse it (see `Claim::alarm_by`). Dropped, and so
+    /// cancelled, before the registrations are.
+    alarms: [Mutex<Option<alarm::Guard>>; 2],
     /// The registration of the handle's own descriptor, used by whichever direction needs it
     /// first; `owner` says which (0 = free).
     primary: CoIo<Fd>,
@@ -224,7 +228,7 @@ struct Waits {
 /// The registration a direction holder waits on, released when dropped.
 enum Claim<'a> {
     Primary(&'a Waits),
-    Secondary(&'a CoIo<Fd>),
+    Secondary(&'a Waits, &'a CoIo<Fd>),
     /// No second descriptor could be had (the process is out of descriptors).
     Neither,
 }
@@ -233,9 +237,32 @@ impl Claim<'_> {
     fn io(&self) -> Option<&CoIo<Fd>> {
         match self {
             Claim::Primary(waits) => Some(&waits.primary),
-            Claim::Secondary(io) => Some(io),
+            Claim::Secondary(_, io) => Some(io),
             Claim::Neither => None,
         }
+    }
+}
+
+impl Claim<'_> {
+    /// Makes sure an alarm wakes this registration by `limit`, and says when it will. An alarm
+    /// still pending that goes off no later than `limit` is kept: a steady connection whose
+    /// every wait has the same far deadline (an idle timeout, say) sets one alarm per timeout
+    /// period instead of one per wait, and the wake it gets early costs one more try.
+    fn alarm_by(&self, limit: Instant, now: Instant) -> Option<Instant> {
+        let (io, slot) = match self {
+            Claim::Primary(waits) => (&waits.primary, &waits.alarms[0]),
+            Claim::Secondary(waits, io) => (*io, &waits.alarms[1]),
+            Claim::Neither => return None,
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kept) = slot.as_ref() {
+            let at = kept.deadline();
+            if at <= limit && at > now {
+                return Some(at);
+            }
+        }
+        *slot = Some(alarm::set(limit, alarm::Wake::Io(io.waker())));
+        Some(limit)
     }
 }
 
@@ -263,7 +290,7 @@ impl Waits {
             Ok::<_, io::Error>((io, dup))
         });
         match made {
-            Ok((io, _)) => Claim::Secondary(io),
+            Ok((io, _)) => Claim::Secondary(self, io),
             Err(e) => {
                 tracing::debug!(error = %e, "no second registration; polling for readiness");
                 Claim::Neither
@@ -315,7 +342,20 @@ impl<T: AsRawFd> Green<T> {
     /// Runs `op` as a blocking call would: retries it until it stops saying `WouldBlock`, parking
     /// the coroutine (or polling, on a plain thread) in between, within the handle's timeout.
     #[inline]
-    pub(crate) fn io<R>(&self, dir: Dir, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+    pub(crate) fn io<R>(&self, dir: Dir, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        self.io_before(dir, || None, op)
+    }
+
+    /// [`io`](Green::io) with a deadline of the caller's as well as the handle's timeout:
+    /// running out of the caller's time is `TimedOut`, of the handle's, std's `WouldBlock`.
+    /// `until` is asked for that deadline only if the call has to wait.
+    #[inline]
+    pub(crate) fn io_before<R>(
+        &self,
+        dir: Dir,
+        until: impl FnOnce() -> Option<Instant>,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
         let seen = self
             .waits
             .get()
@@ -324,12 +364,23 @@ impl<T: AsRawFd> Green<T> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.shared.nonblocking() => {}
             done => return done,
         }
-        let deadline = self
+        let own = self
             .shared
             .timeout(dir)
             .and_then(|t| Instant::now().checked_add(t));
+        let until = until();
+        let deadline = match (own, until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match self.wait_then_retry(dir, deadline, seen, op) {
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(timed_out()),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                if until.is_some_and(|u| own.is_none_or(|o| u <= o)) {
+                    Err(io::ErrorKind::TimedOut.into())
+                } else {
+                    Err(timed_out())
+                }
+            }
             other => other,
         }
     }
@@ -376,10 +427,6 @@ impl<T: AsRawFd> Green<T> {
             return Err(io::ErrorKind::TimedOut.into());
         };
         let claim = waits.claim(dir);
-        let _alarm = match (limit, claim.io()) {
-            (Some(d), Some(io)) => Some(alarm::set(d, alarm::Wake::Io(io.waker()))),
-            _ => None,
-        };
         if let Some(io) = claim.io() {
             wait.arm(|| alarm::Wake::Io(io.waker()));
         }
@@ -388,6 +435,9 @@ impl<T: AsRawFd> Green<T> {
         // may have been consumed in between, and only a fresh try can tell.
         let mut tried = matches!(claim, Claim::Primary(_))
             && seen.is_some_and(|n| n == waits.primary_waits.load(Ordering::SeqCst));
+        // When the alarm that wakes this wait goes off: at `limit`, or sooner if an earlier
+        // alarm was kept, in which case another is set once it has gone off.
+        let mut alarm: Option<Instant> = None;
         loop {
             if !tried {
                 match op(&self.inner) {
@@ -397,8 +447,14 @@ impl<T: AsRawFd> Green<T> {
             }
             tried = false;
             wait.check();
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(io::ErrorKind::TimedOut.into());
+            if let Some(limit) = limit {
+                let now = Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                if alarm.is_none_or(|at| at <= now) {
+                    alarm = claim.alarm_by(limit, now);
+                }
             }
             match &claim {
                 // Returns at once if an event arrived since the last wait; spurious wakes (the
@@ -408,7 +464,7 @@ impl<T: AsRawFd> Green<T> {
                     // After the flag was cleared and before the claim is released.
                     waits.primary_waits.fetch_add(1, Ordering::SeqCst);
                 }
-                Claim::Secondary(io) => {
+                Claim::Secondary(_, io) => {
                     io.wait_io();
                 }
                 Claim::Neither => crate::thread::sleep(Duration::from_millis(1)),
@@ -425,6 +481,7 @@ impl<T: AsRawFd> Green<T> {
         self.waits.get_or_try_init(|| {
             Ok(Waits {
                 turns: [Turn::new(), Turn::new()],
+                alarms: [Mutex::new(None), Mutex::new(None)],
                 primary: CoIo::new(Fd(self.inner.as_raw_fd())).map_err(io::Error::from)?,
                 owner: AtomicU8::new(0),
                 primary_waits: AtomicU64::new(0),
@@ -587,6 +644,13 @@ pub(crate) mod alarm {
 
     /// Cancels its alarm when dropped.
     pub(crate) struct Guard((Instant, u64));
+
+    impl Guard {
+        /// When the alarm goes off.
+        pub(crate) fn deadline(&self) -> Instant {
+            self.0 .0
+        }
+    }
 
     pub(crate) fn set(deadline: Instant, waker: Wake) -> Guard {
         let alarm = alarm();

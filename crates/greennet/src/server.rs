@@ -311,12 +311,7 @@ impl Builder {
         A: ToSocketAddrs,
         F: Fn(crate::net::TcpStream, SocketAddr) + Send + Sync + 'static,
     {
-        let listener = if self.reuse_port {
-            let socket = bind_reuse_port(addr, socket2::Type::STREAM)?;
-            TcpListener::from(std::net::TcpListener::from(socket))
-        } else {
-            TcpListener::bind(addr)?
-        };
+        let listener = bind_tcp(addr, self.reuse_port)?;
         Ok(self.build(listener, handler))
     }
 
@@ -331,6 +326,17 @@ impl Builder {
             handler: Arc::new(handler),
             max_connections: self.max_connections,
         }
+    }
+}
+
+/// A listening TCP socket at `addr`: [`TcpListener::bind`], or with `reuse_port` the same plus
+/// `SO_REUSEPORT`.
+pub(crate) fn bind_tcp<A: ToSocketAddrs>(addr: A, reuse_port: bool) -> io::Result<TcpListener> {
+    if reuse_port {
+        let socket = bind_reuse_port(addr, socket2::Type::STREAM)?;
+        Ok(TcpListener::from(std::net::TcpListener::from(socket)))
+    } else {
+        TcpListener::bind(addr)
     }
 }
 

@@ -110,7 +110,7 @@ pub fn request(request: Request<Body>) -> io::Result<Response<Body>> {
         Framing::None | Framing::Close => {}
     }
     head.extend_from_slice(b"connection: close\r\n\r\n");
-    wire::write_message(&mut stream, head, body, framing)?;
+    wire::write_message(&mut stream, &mut head, body, framing)?;
     stream.flush()?;
 
     let mut conn = Reader::new(stream);

@@ -31,6 +31,7 @@
 
 mod body;
 pub mod client;
+mod date;
 mod server;
 mod wire;
 

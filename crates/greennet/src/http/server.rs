@@ -2,16 +2,18 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::bytes::Bytes;
 use ::http::header::{self, HeaderName, HeaderValue};
 use ::http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 
 use super::body::{Body, Inner};
-use super::wire::{self, BodyError, Framing, HeadError, Reader};
+use super::wire::{self, BodyError, Deadline, Framing, HeadError, Reader};
 use crate::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use crate::server::{ServerHandle, StreamServer};
 use crate::thread::Killed;
@@ -30,6 +32,7 @@ struct Config {
     max_headers: usize,
     max_head_size: usize,
     max_request_line: usize,
+    peer_addr: bool,
 }
 
 /// An HTTP/1.1 server whose handler is a plain blocking function, gevent's `WSGIServer`.
@@ -37,9 +40,9 @@ struct Config {
 /// Each connection runs on its own coroutine, and each of its requests is handled there in
 /// turn, so a handler may block on greennet I/O (a database, another service through
 /// [`client`](super::client)) and only that connection waits. The handler gets the request with
-/// its body already read into memory (at most [`max_body`](Server::max_body) bytes) and the
-/// client's address in the request's extensions as a [`SocketAddr`]; a handler that panics
-/// answers `500` and its connection closes, while the server carries on.
+/// its body already read into memory (at most [`max_body`](Server::max_body) bytes), and the
+/// client's address in its extensions if [`peer_addr`](Server::peer_addr) asks; a handler that
+/// panics answers `500` and its connection closes, while the server carries on.
 ///
 /// The protocol: persistent connections (HTTP/1.1 by default, HTTP/1.0 with
 /// `Connection: keep-alive`), pipelined requests answered in order, request bodies with
@@ -72,6 +75,7 @@ pub struct Server {
     config: Arc<Config>,
     listener: Option<TcpListener>,
     max_connections: Option<usize>,
+    reuse_port: bool,
 }
 
 impl Server {
@@ -91,9 +95,11 @@ impl Server {
                 max_headers: 100,
                 max_head_size: 64 * 1024,
                 max_request_line: 8 * 1024,
+                peer_addr: false,
             }),
             listener: None,
             max_connections: None,
+            reuse_port: false,
         }
     }
 
@@ -150,6 +156,34 @@ impl Server {
         self
     }
 
+    /// Whether each request carries the client's address, as a [`SocketAddr`] in its
+    /// extensions (default `false`): `req.extensions().get::<SocketAddr>()`. It costs a few
+    /// allocations per request, which is why it is asked for rather than always there.
+    ///
+    /// ```
+    /// use greennet::http::{client, Body, Request, Response, Server};
+    /// use std::net::SocketAddr;
+    ///
+    /// greennet::run(|| {
+    ///     let server = Server::new(|req: Request<Body>| {
+    ///         let peer = req.extensions().get::<SocketAddr>().copied();
+    ///         Response::new(Body::from(format!("{}", peer.is_some_and(|p| p.ip().is_loopback()))))
+    ///     })
+    ///     .peer_addr(true)
+    ///     .bind("127.0.0.1:0")
+    ///     .unwrap()
+    ///     .start()
+    ///     .unwrap();
+    ///     let answer = client::get(&format!("http://{}/", server.local_addr())).unwrap();
+    ///     assert_eq!(answer.into_body().into_string().unwrap(), "true");
+    ///     server.stop(std::time::Duration::from_secs(1));
+    /// });
+    /// ```
+    pub fn peer_addr(mut self, on: bool) -> Server {
+        self.config_mut().peer_addr = on;
+        self
+    }
+
     /// Serves at most `n` connections at once (default: no cap); see
     /// [`server::Builder::max_connections`](crate::server::Builder::max_connections).
     pub fn max_connections(mut self, n: usize) -> Server {
@@ -157,9 +191,18 @@ impl Server {
         self
     }
 
-    /// Binds a listening socket at `addr` (as [`TcpListener::bind`]).
+    /// Sets `SO_REUSEPORT` on the socket that [`bind`](Server::bind), called after this,
+    /// creates (default: off), so that several processes can serve one port, as with
+    /// [`server::Builder::reuse_port`](crate::server::Builder::reuse_port).
+    pub fn reuse_port(mut self, reuse: bool) -> Server {
+        self.reuse_port = reuse;
+        self
+    }
+
+    /// Binds a listening socket at `addr` (as [`TcpListener::bind`], plus `SO_REUSEPORT` if
+    /// [`reuse_port`](Server::reuse_port) asked for it).
     pub fn bind<A: ToSocketAddrs>(mut self, addr: A) -> io::Result<Server> {
-        self.listener = Some(TcpListener::bind(addr)?);
+        self.listener = Some(crate::server::bind_tcp(addr, self.reuse_port)?);
         Ok(self)
     }
 
@@ -229,8 +272,10 @@ fn serve(config: &Config, stream: TcpStream, peer: SocketAddr) {
     }
     let _ = stream.set_nodelay(true);
     let mut conn = Reader::new(stream);
+    // The response head is built here, request after request.
+    let mut out = Vec::with_capacity(512);
     loop {
-        match serve_one(config, &mut conn, peer) {
+        match serve_one(config, &mut conn, &mut out, peer) {
             Next::KeepAlive => continue,
             Next::Close => return,
             Next::Linger => return linger(conn),
@@ -249,50 +294,61 @@ enum Next {
     Linger,
 }
 
-/// The parts of a request head, owned.
+/// The parts of a request head, owned, and what its fields say about the connection.
 struct Head {
     method: Method,
     uri: Uri,
     version: Version,
     headers: HeaderMap,
+    /// `Connection: close`.
+    close: bool,
+    /// `Connection: keep-alive`.
+    keep_alive: bool,
+    /// How the body is delimited (`Err` for contradictory or malformed framing fields).
+    framing: Result<Option<Framing>, ()>,
+    /// The first `Expect` field: whether it is `100-continue`.
+    expect: Option<bool>,
 }
 
-fn serve_one(config: &Config, conn: &mut Reader<TcpStream>, peer: SocketAddr) -> Next {
-    // Between requests: wait (idle) for the first byte of the next one.
+fn serve_one(
+    config: &Config,
+    conn: &mut Reader<TcpStream>,
+    out: &mut Vec<u8>,
+    peer: SocketAddr,
+) -> Next {
+    // Between requests: wait (idle) for the first byte of the next one. Deadlines are the
+    // reader's own rather than `Timeout`s: they cost nothing unless a read has to wait.
     if conn.buffered().is_empty() {
-        match Timeout::start(config.idle_timeout).run(|| conn.fill_more()) {
-            Ok(Ok(n)) if n > 0 => {}
+        conn.set_deadline(Deadline::After(config.idle_timeout));
+        match conn.fill_more() {
+            Ok(n) if n > 0 => {}
             _ => return Next::Close,
         }
     }
 
     // The head, within one deadline however it trickles in.
-    let limit = Timeout::start(config.read_timeout);
-    let head = limit.run(|| {
-        conn.read_head(config.max_request_line, config.max_head_size, |data| {
-            parse_request(data, config.max_headers)
-        })
+    conn.set_deadline(Deadline::After(config.read_timeout));
+    let head = conn.read_head(config.max_request_line, config.max_head_size, |data| {
+        parse_request(data, config.max_headers)
     });
     let head = match head {
-        Err(_elapsed) => return refuse(conn, StatusCode::REQUEST_TIMEOUT),
-        Ok(Ok(head)) => head,
-        Ok(Err(e)) => {
-            return match e {
-                HeadError::Io(_) | HeadError::Eof => Next::Close,
-                HeadError::LineTooLong => refuse(conn, StatusCode::URI_TOO_LONG),
-                HeadError::HeadTooLarge => {
-                    refuse(conn, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-                }
-                HeadError::Parse(status) => refuse(conn, status),
-            }
+        Ok(head) => head,
+        Err(HeadError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+            return refuse(conn, StatusCode::REQUEST_TIMEOUT)
         }
+        Err(HeadError::Io(_) | HeadError::Eof) => return Next::Close,
+        Err(HeadError::LineTooLong) => return refuse(conn, StatusCode::URI_TOO_LONG),
+        Err(HeadError::HeadTooLarge) => {
+            return refuse(conn, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        }
+        Err(HeadError::Parse(status)) => return refuse(conn, status),
     };
 
     let mut keep_alive = match head.version {
-        Version::HTTP_11 => !wire::has_token(&head.headers, &header::CONNECTION, "close"),
-        _ => wire::has_token(&head.headers, &header::CONNECTION, "keep-alive"),
+        Version::HTTP_11 => !head.close,
+        _ => head.keep_alive,
     };
-    let framing = match wire::body_framing(&head.headers) {
+    let framing = match head.framing {
         Ok(framing) => framing,
         Err(()) => return refuse(conn, StatusCode::BAD_REQUEST),
     };
@@ -307,8 +363,8 @@ fn serve_one(config: &Config, conn: &mut Reader<TcpStream>, peer: SocketAddr) ->
         }
     }
     let has_body = matches!(framing, Some(Framing::Chunked) | Some(Framing::Length(1..)));
-    if let Some(expect) = head.headers.get(header::EXPECT) {
-        if !expect.as_bytes().eq_ignore_ascii_case(b"100-continue") {
+    if let Some(continue_100) = head.expect {
+        if !continue_100 {
             return refuse(conn, StatusCode::EXPECTATION_FAILED);
         }
         if has_body
@@ -325,16 +381,19 @@ fn serve_one(config: &Config, conn: &mut Reader<TcpStream>, peer: SocketAddr) ->
     // The body, within a deadline of its own.
     let mut body = Vec::new();
     if has_body {
-        let read = Timeout::start(config.read_timeout).run(|| match framing {
+        conn.set_deadline(Deadline::After(config.read_timeout));
+        let read = match framing {
             Some(Framing::Length(n)) => conn.read_exact_into(n, &mut body),
             _ => conn.read_chunked_into(config.max_body, config.max_head_size, &mut body),
-        });
+        };
         match read {
-            Err(_elapsed) => return refuse(conn, StatusCode::REQUEST_TIMEOUT),
-            Ok(Ok(())) => {}
-            Ok(Err(BodyError::Io(_) | BodyError::Eof)) => return Next::Close,
-            Ok(Err(BodyError::Invalid)) => return refuse(conn, StatusCode::BAD_REQUEST),
-            Ok(Err(BodyError::TooLarge)) => return refuse(conn, StatusCode::PAYLOAD_TOO_LARGE),
+            Ok(()) => {}
+            Err(BodyError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                return refuse(conn, StatusCode::REQUEST_TIMEOUT)
+            }
+            Err(BodyError::Io(_) | BodyError::Eof) => return Next::Close,
+            Err(BodyError::Invalid) => return refuse(conn, StatusCode::BAD_REQUEST),
+            Err(BodyError::TooLarge) => return refuse(conn, StatusCode::PAYLOAD_TOO_LARGE),
         }
     }
 
@@ -345,7 +404,9 @@ fn serve_one(config: &Config, conn: &mut Reader<TcpStream>, peer: SocketAddr) ->
     *request.uri_mut() = head.uri;
     *request.version_mut() = head.version;
     *request.headers_mut() = head.headers;
-    request.extensions_mut().insert(peer);
+    if config.peer_addr {
+        request.extensions_mut().insert(peer);
+    }
 
     let response = match catch_unwind(AssertUnwindSafe(|| (config.handler)(request))) {
         Ok(response) => response,
@@ -355,18 +416,29 @@ fn serve_one(config: &Config, conn: &mut Reader<TcpStream>, peer: SocketAddr) ->
             return refuse(conn, StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
-    match respond(conn.get_mut(), response, version, is_head, keep_alive) {
+    match respond(conn.get_mut(), out, response, version, is_head, keep_alive) {
         Ok(true) => Next::KeepAlive,
         Ok(false) => Next::Linger,
         Err(_) => Next::Close,
     }
 }
 
-/// httparse's view of `data` turned into owned parts, or the status that refuses it.
+/// httparse's view of `data` turned into owned parts, or the status that refuses it. The head
+/// is copied once, and the target and field values share that copy.
 fn parse_request(data: &[u8], max_headers: usize) -> Result<Option<(usize, Head)>, StatusCode> {
-    let mut fields = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut req = httparse::Request::new(&mut fields);
-    let n = match req.parse(data) {
+    // Room for the usual number of fields without touching the heap, left uninitialised:
+    // httparse writes a field before it reads it.
+    const ON_STACK: usize = 64;
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; ON_STACK];
+    let mut heap = Vec::new();
+    let fields = if max_headers <= ON_STACK {
+        &mut stack[..max_headers]
+    } else {
+        heap.resize_with(max_headers, MaybeUninit::uninit);
+        &mut heap[..]
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let n = match req.parse_with_uninit_headers(data, fields) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
@@ -374,18 +446,41 @@ fn parse_request(data: &[u8], max_headers: usize) -> Result<Option<(usize, Head)
         }
         Err(_) => return Err(StatusCode::BAD_REQUEST),
     };
+    let shared = Bytes::copy_from_slice(&data[..n]);
+    // The part of `shared` that `part` (a slice of `data[..n]`) is.
+    let share = |part: &[u8]| {
+        let start = part.as_ptr() as usize - data.as_ptr() as usize;
+        shared.slice(start..start + part.len())
+    };
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| StatusCode::BAD_REQUEST)?;
-    let uri = Uri::try_from(req.path.unwrap_or_default()).map_err(|_| StatusCode::BAD_REQUEST)?;
+    let uri = Uri::from_maybe_shared(share(req.path.unwrap_or_default().as_bytes()))
+        .map_err(|_| StatusCode::BAD_REQUEST)?;
     let version = match req.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
+    // What the server itself needs from the fields, read from httparse's view (cheaper than
+    // looking each up in the HeaderMap).
+    let fields = &*req.headers;
+    let named = |name: &'static str| {
+        fields
+            .iter()
+            .filter(move |f| f.name.len() == name.len() && f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.value)
+    };
+    let close = wire::token_in(named("connection"), "close");
+    let keep_alive = wire::token_in(named("connection"), "keep-alive");
+    let framing = wire::framing_of(named("content-length"), named("transfer-encoding"));
+    let expect = named("expect")
+        .next()
+        .map(|v| v.eq_ignore_ascii_case(b"100-continue"));
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     for field in req.headers.iter() {
         let name =
             HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| StatusCode::BAD_REQUEST)?;
-        let value = HeaderValue::from_bytes(field.value).map_err(|_| StatusCode::BAD_REQUEST)?;
+        let value = HeaderValue::from_maybe_shared(share(field.value))
+            .map_err(|_| StatusCode::BAD_REQUEST)?;
         headers.append(name, value);
     }
     Ok(Some((
@@ -395,6 +490,10 @@ fn parse_request(data: &[u8], max_headers: usize) -> Result<Option<(usize, Head)
             uri,
             version,
             headers,
+            close,
+            keep_alive,
+            framing,
+            expect,
         },
     )))
 }
@@ -402,31 +501,44 @@ fn parse_request(data: &[u8], max_headers: usize) -> Result<Option<(usize, Head)
 /// Sends `response`; `Ok(true)` if the connection may carry another request.
 fn respond(
     stream: &mut TcpStream,
+    head: &mut Vec<u8>,
     response: Response<Body>,
     version: Version,
     is_head: bool,
     keep_alive: bool,
 ) -> io::Result<bool> {
     let (parts, body) = response.into_parts();
-    let mut keep_alive =
-        keep_alive && !wire::has_token(&parts.headers, &header::CONNECTION, "close");
     let status = parts.status;
 
-    let mut head = Vec::with_capacity(256);
+    head.clear();
+    if head.capacity() > 64 * 1024 {
+        // A huge head once is no reason to keep its memory for the connection's life.
+        *head = Vec::with_capacity(512);
+    }
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(status.as_str().as_bytes());
     head.push(b' ');
     head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     head.extend_from_slice(b"\r\n");
-    wire::write_fields(
-        &mut head,
-        &parts.headers,
-        &[
-            header::CONTENT_LENGTH,
-            header::TRANSFER_ENCODING,
-            header::CONNECTION,
-        ],
-    );
+    // The handler's fields, except the framing ones, which the server writes itself; a
+    // `Connection: close` among them ends the connection after this response.
+    let mut handler_close = false;
+    let mut dated = false;
+    for (name, value) in &parts.headers {
+        dated |= name == header::DATE;
+        if name == header::CONNECTION {
+            handler_close |= wire::token_in(std::iter::once(value.as_bytes()), "close");
+        } else if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
+            wire::write_field(head, name, value);
+        }
+    }
+    let mut keep_alive = keep_alive && !handler_close;
+    if !dated {
+        // RFC 9110 asks a server with a clock to date its responses.
+        head.extend_from_slice(b"date: ");
+        super::date::push_now(head);
+        head.extend_from_slice(b"\r\n");
+    }
 
     let bodiless_status = status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -441,7 +553,9 @@ fn respond(
     let framing = if bodiless_status {
         Framing::None
     } else if let Some(n) = length {
-        head.extend_from_slice(format!("content-length: {n}\r\n").as_bytes());
+        head.extend_from_slice(b"content-length: ");
+        wire::push_decimal(head, n);
+        head.extend_from_slice(b"\r\n");
         Framing::Length(n)
     } else if version == Version::HTTP_11 {
         head.extend_from_slice(b"transfer-encoding: chunked\r\n");

@@ -3,8 +3,10 @@
 //! writing of a message with the framing its sender chose.
 
 use std::io::{self, Read, Write};
+use std::time::Instant;
 
 use super::body::{Body, Inner};
+use crate::net::TcpStream;
 
 /// How much one read asks the socket for.
 const READ_SIZE: usize = 16 * 1024;
@@ -45,6 +47,50 @@ impl From<io::Error> for BodyError {
     }
 }
 
+/// A stream that can give up a read at a deadline.
+pub(crate) trait Source: Read {
+    /// `read`, or `TimedOut` once the deadline has passed without data; `deadline` is asked
+    /// for it only if the read has to wait.
+    fn read_before(
+        &mut self,
+        buf: &mut [u8],
+        deadline: impl FnOnce() -> Option<Instant>,
+    ) -> io::Result<usize>;
+}
+
+impl Source for TcpStream {
+    fn read_before(
+        &mut self,
+        buf: &mut [u8],
+        deadline: impl FnOnce() -> Option<Instant>,
+    ) -> io::Result<usize> {
+        TcpStream::read_before(self, buf, deadline)
+    }
+}
+
+/// In-memory input never waits.
+#[cfg(test)]
+impl Source for &[u8] {
+    fn read_before(
+        &mut self,
+        buf: &mut [u8],
+        _: impl FnOnce() -> Option<Instant>,
+    ) -> io::Result<usize> {
+        self.read(buf)
+    }
+}
+
+/// When a [`Reader`]'s reads give up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deadline {
+    /// Only the stream's own timeout applies.
+    None,
+    /// This long after the first read that has to wait (and from then on, at that instant).
+    After(std::time::Duration),
+    /// At this instant.
+    At(Instant),
+}
+
 /// A stream with the bytes read from it but not yet used, kept between messages so that
 /// pipelined requests are not lost.
 pub(crate) struct Reader<S> {
@@ -53,16 +99,26 @@ pub(crate) struct Reader<S> {
     buf: Vec<u8>,
     pos: usize,
     end: usize,
+    /// When reads give up with `TimedOut` (see [`Reader::set_deadline`]).
+    deadline: Deadline,
 }
 
-impl<S: Read> Reader<S> {
+impl<S: Source> Reader<S> {
     pub(crate) fn new(inner: S) -> Reader<S> {
         Reader {
             inner,
             buf: Vec::new(),
             pos: 0,
             end: 0,
+            deadline: Deadline::None,
         }
+    }
+
+    /// From now on, a read that would wait past `deadline` fails with `TimedOut` instead.
+    /// [`Deadline::After`] starts the clock only when a read first has to wait, so a message
+    /// that is already buffered or arrives at once costs no clock reading.
+    pub(crate) fn set_deadline(&mut self, deadline: Deadline) {
+        self.deadline = deadline;
     }
 
     pub(crate) fn get_mut(&mut self) -> &mut S {
@@ -100,7 +156,18 @@ impl<S: Read> Reader<S> {
             self.buf.resize(self.end + READ_SIZE, 0);
         }
         let result = loop {
-            match self.inner.read(&mut self.buf[self.end..]) {
+            let deadline = &mut self.deadline;
+            let resolve = || match *deadline {
+                Deadline::None => None,
+                Deadline::At(at) => Some(at),
+                Deadline::After(limit) => {
+                    let at = Instant::now().checked_add(limit);
+                    // Too far away to represent is no limit at all.
+                    *deadline = at.map_or(Deadline::None, Deadline::At);
+                    at
+                }
+            };
+            match self.inner.read_before(&mut self.buf[self.end..], resolve) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
@@ -280,13 +347,18 @@ pub(crate) enum Framing {
     Close,
 }
 
+/// In-memory bodies up to this size are copied behind the head and sent in one write; larger
+/// ones go out in a vectored write from where they are.
+const COPY_BODY: usize = 16 * 1024;
+
 /// Writes `head` (the start line and header fields, ending in the blank line) and then `body`
-/// with the given framing. Small in-memory bodies go out in the same write as the head.
-/// A streamed body shorter than its declared length is `UnexpectedEof`: the peer cannot know
-/// where the message ends, so the caller must close the connection.
+/// with the given framing; `head` is the caller's buffer, left with unspecified contents.
+/// In-memory bodies go out in the same write as the head. A streamed body shorter than its
+/// declared length is `UnexpectedEof`: the peer cannot know where the message ends, so the
+/// caller must close the connection.
 pub(crate) fn write_message<W: Write>(
     w: &mut W,
-    mut head: Vec<u8>,
+    head: &mut Vec<u8>,
     body: Body,
     framing: Framing,
 ) -> io::Result<()> {
@@ -295,23 +367,20 @@ pub(crate) fn write_message<W: Write>(
             if framing == Framing::Chunked {
                 head.extend_from_slice(b"0\r\n\r\n");
             }
-            w.write_all(&head)
+            w.write_all(head)
         }
         (Framing::Chunked, Inner::Bytes(bytes)) => {
-            if !bytes.is_empty() {
-                head.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
-                head.extend_from_slice(&bytes);
-                head.extend_from_slice(b"\r\n");
+            if bytes.is_empty() {
+                head.extend_from_slice(b"0\r\n\r\n");
+                return w.write_all(head);
             }
-            head.extend_from_slice(b"0\r\n\r\n");
-            w.write_all(&head)
+            // Writing to a Vec cannot fail.
+            let _ = write!(head, "{:x}\r\n", bytes.len());
+            write_parts(w, head, &bytes, b"\r\n0\r\n\r\n")
         }
-        (_, Inner::Bytes(bytes)) => {
-            head.extend_from_slice(&bytes);
-            w.write_all(&head)
-        }
+        (_, Inner::Bytes(bytes)) => write_parts(w, head, &bytes, b""),
         (Framing::Length(n), Inner::Reader(reader)) => {
-            w.write_all(&head)?;
+            w.write_all(head)?;
             let copied = io::copy(&mut reader.take(n), w)?;
             if copied < n {
                 return Err(io::Error::new(
@@ -322,11 +391,11 @@ pub(crate) fn write_message<W: Write>(
             Ok(())
         }
         (Framing::Close, Inner::Reader(mut reader)) => {
-            w.write_all(&head)?;
+            w.write_all(head)?;
             io::copy(&mut reader, w).map(drop)
         }
         (Framing::Chunked, Inner::Reader(mut reader)) => {
-            w.write_all(&head)?;
+            w.write_all(head)?;
             let mut frame = Vec::with_capacity(READ_SIZE + 32);
             let mut buf = vec![0; READ_SIZE];
             loop {
@@ -339,13 +408,43 @@ pub(crate) fn write_message<W: Write>(
                 if n == 0 {
                     return w.write_all(b"0\r\n\r\n");
                 }
-                frame.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                let _ = write!(frame, "{n:x}\r\n");
                 frame.extend_from_slice(&buf[..n]);
                 frame.extend_from_slice(b"\r\n");
                 w.write_all(&frame)?;
             }
         }
     }
+}
+
+/// Writes `head`, `body` and `tail` in order: copied together into `head` when the body is
+/// small, otherwise as one vectored write (repeated until all is written).
+fn write_parts<W: Write>(
+    w: &mut W,
+    head: &mut Vec<u8>,
+    body: &[u8],
+    tail: &[u8],
+) -> io::Result<()> {
+    if body.len() <= COPY_BODY {
+        head.extend_from_slice(body);
+        head.extend_from_slice(tail);
+        return w.write_all(head);
+    }
+    let mut parts = [
+        io::IoSlice::new(head),
+        io::IoSlice::new(body),
+        io::IoSlice::new(tail),
+    ];
+    let mut parts = &mut parts[..];
+    while !parts.is_empty() {
+        match w.write_vectored(parts) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut parts, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Appends `name: value\r\n` for each field of `headers` except those `skip` names.
@@ -358,23 +457,42 @@ pub(crate) fn write_fields(
         if skip.contains(name) {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_field(out, name, value);
     }
 }
 
-/// Whether a comma-separated header (e.g. `Connection`) holds `token`, in any case.
-pub(crate) fn has_token(
-    headers: &::http::HeaderMap,
+/// Appends `n` in decimal.
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends `name: value\r\n`.
+pub(crate) fn write_field(
+    out: &mut Vec<u8>,
     name: &::http::header::HeaderName,
-    token: &str,
-) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str()
-            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-            .unwrap_or(false)
+    value: &::http::HeaderValue,
+) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Whether any of a header's `values` (each a comma-separated list) holds `token`, in any case.
+pub(crate) fn token_in<'a>(mut values: impl Iterator<Item = &'a [u8]>, token: &str) -> bool {
+    values.any(|v| {
+        v.split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     })
 }
 
@@ -384,10 +502,24 @@ pub(crate) fn has_token(
 /// Content-Length and Transfer-Encoding.
 pub(crate) fn body_framing(headers: &::http::HeaderMap) -> Result<Option<Framing>, ()> {
     use ::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    framing_of(
+        headers.get_all(CONTENT_LENGTH).iter().map(|v| v.as_bytes()),
+        headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .map(|v| v.as_bytes()),
+    )
+}
+
+/// [`body_framing`] from the values of the Content-Length and Transfer-Encoding fields.
+pub(crate) fn framing_of<'a>(
+    lengths: impl Iterator<Item = &'a [u8]>,
+    encodings: impl Iterator<Item = &'a [u8]>,
+) -> Result<Option<Framing>, ()> {
     let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
+    for value in lengths {
         // Repeated fields (or a list) are allowed only when every value is the same number.
-        for part in value.as_bytes().split(|&b| b == b',') {
+        for part in value.split(|&b| b == b',') {
             let part = part.trim_ascii();
             if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
                 return Err(());
@@ -403,8 +535,8 @@ pub(crate) fn body_framing(headers: &::http::HeaderMap) -> Result<Option<Framing
         }
     }
     let mut codings = Vec::new();
-    for value in headers.get_all(TRANSFER_ENCODING) {
-        for part in value.as_bytes().split(|&b| b == b',') {
+    for value in encodings {
+        for part in value.split(|&b| b == b',') {
             codings.push(part.trim_ascii().to_ascii_lowercase());
         }
     }
@@ -421,6 +553,15 @@ pub(crate) fn body_framing(headers: &::http::HeaderMap) -> Result<Option<Framing
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 12345, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
 
     #[test]
     fn chunk_sizes() {

@@ -96,6 +96,20 @@ impl TcpStream {
         self.0.io(Dir::Read, |s| s.peek(buf))
     }
 
+    /// `read`, giving up at a deadline as well as at the read timeout: running out of this
+    /// deadline is `TimedOut`. `deadline` is asked for it only if the read has to wait. For
+    /// greennet's own protocol code, which needs a deadline per message without the cost of a
+    /// [`Timeout`](crate::timeout::Timeout) per read.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn read_before(
+        &self,
+        buf: &mut [u8],
+        deadline: impl FnOnce() -> Option<Instant>,
+    ) -> io::Result<usize> {
+        self.0
+            .io_before(Dir::Read, deadline, |mut s| io::Read::read(&mut s, buf))
+    }
+
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm when `true`).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.0.get_ref().set_nodelay(nodelay)
