@@ -143,6 +143,6 @@ where
             return result.unwrap_or_else(|payload| resume_unwind(payload));
         }
         wait.check();
-        let _ = slot.done.park(None);
+        let _ = crate::monitor::switch(|| slot.done.park(None));
     }
 }

@@ -460,12 +460,12 @@ impl<T: AsRawFd> Green<T> {
                 // Returns at once if an event arrived since the last wait; spurious wakes (the
                 // other direction's events, the alarm) only cost one more try.
                 Claim::Primary(waits) => {
-                    waits.primary.wait_io();
+                    crate::monitor::switch(|| waits.primary.wait_io());
                     // After the flag was cleared and before the claim is released.
                     waits.primary_waits.fetch_add(1, Ordering::SeqCst);
                 }
                 Claim::Secondary(_, io) => {
-                    io.wait_io();
+                    crate::monitor::switch(|| io.wait_io());
                 }
                 Claim::Neither => crate::thread::sleep(Duration::from_millis(1)),
             }

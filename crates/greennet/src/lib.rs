@@ -38,6 +38,7 @@ mod green;
 pub mod http;
 mod interrupt;
 pub mod lock;
+mod monitor;
 #[macro_use]
 pub mod net;
 pub mod os;

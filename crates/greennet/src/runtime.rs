@@ -1,4 +1,5 @@
-//! The coroutine runtime: how many worker threads run coroutines, and how big their stacks are.
+//! The coroutine runtime: how many worker threads run coroutines, how big their stacks are, and
+//! whether the blocking monitor watches them.
 //!
 //! greennet runs on one process-wide may scheduler. It starts the first time anything needs it
 //! (`greennet::run`, `#[green::main]`, `thread::spawn`, a socket that has to wait), and its
@@ -6,9 +7,11 @@
 //! precedence first:
 //!
 //! 1. in code: [`Builder`], or the options of `#[green::main(workers = 4, stack_size = 65536)]`;
-//! 2. in the environment: `GREENNET_WORKERS` and `GREENNET_STACK_SIZE` (bytes);
-//! 3. the defaults: one worker per available core ([`std::thread::available_parallelism`]) and
-//!    [`DEFAULT_STACK_SIZE`] bytes of stack per coroutine.
+//! 2. in the environment: `GREENNET_WORKERS`, `GREENNET_STACK_SIZE` (bytes), `GREENNET_MONITOR`
+//!    (`1` turns the blocking monitor on) and `GREENNET_MAX_BLOCKING_TIME` (milliseconds);
+//! 3. the defaults: one worker per available core ([`std::thread::available_parallelism`]),
+//!    [`DEFAULT_STACK_SIZE`] bytes of stack per coroutine, and the monitor off (with
+//!    [`DEFAULT_MAX_BLOCKING_TIME`] when it is on).
 //!
 //! Asking for a setting that differs from the running one, once the runtime has started, is an
 //! error ([`Builder::start`] returns it; [`Builder::run`] panics with it), never a silent no-op.
@@ -23,6 +26,7 @@
 use std::io;
 use std::num::NonZeroUsize;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 /// The coroutine stack size used when neither code nor `GREENNET_STACK_SIZE` sets one: 64 KiB.
 ///
@@ -42,7 +46,14 @@ pub struct Config {
     pub workers: usize,
     /// Default coroutine stack size, in bytes.
     pub stack_size: usize,
+    /// The blocking monitor's `max_blocking_time` when the monitor is on, `None` when it is off.
+    pub monitor: Option<Duration>,
 }
+
+/// How long a coroutine may hold its worker without yielding before the blocking monitor
+/// reports it, unless `GREENNET_MAX_BLOCKING_TIME` or [`Builder::max_blocking_time`] says
+/// otherwise: 100 ms.
+pub const DEFAULT_MAX_BLOCKING_TIME: Duration = Duration::from_millis(100);
 
 /// Configures the runtime before it starts.
 ///
@@ -52,6 +63,8 @@ pub struct Config {
 pub struct Builder {
     workers: Option<usize>,
     stack_size: Option<usize>,
+    monitor: Option<bool>,
+    max_blocking_time: Option<Duration>,
 }
 
 impl Builder {
@@ -69,6 +82,40 @@ impl Builder {
     /// Sets the default stack size of a coroutine, in bytes, as `std::thread::Builder` does.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Turns the blocking monitor on or off (default: off, or `GREENNET_MONITOR=1`).
+    ///
+    /// On, a thread of the runtime's own checks the workers a few times per
+    /// [`max_blocking_time`](Builder::max_blocking_time), and a coroutine that has held its
+    /// worker longer than that without yielding (a blocking call greennet does not know, a long
+    /// computation) is reported at warn level through `tracing`: its name, id and spawn site,
+    /// how long it has held the worker, and the system call the worker is stuck in. Reports are
+    /// rate-limited (one per blocking episode, at most 5 a second). Off, it costs one load of a
+    /// flag per coroutine switch. See docs/operations.md.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// greennet::runtime::Builder::new()
+    ///     .monitor(true)
+    ///     .max_blocking_time(Duration::from_millis(50))
+    ///     .run(|| {
+    ///         // Reported: this holds the worker for 200 ms.
+    ///         std::thread::sleep(Duration::from_millis(200));
+    ///     });
+    /// ```
+    pub fn monitor(mut self, on: bool) -> Builder {
+        self.monitor = Some(on);
+        self
+    }
+
+    /// Sets how long a coroutine may hold its worker before the monitor reports it (default
+    /// [`DEFAULT_MAX_BLOCKING_TIME`], or `GREENNET_MAX_BLOCKING_TIME` in milliseconds). It
+    /// does not turn the monitor on.
+    pub fn max_blocking_time(mut self, limit: Duration) -> Builder {
+        self.max_blocking_time = Some(limit);
         self
     }
 
@@ -172,11 +219,15 @@ fn start(wanted: &Builder) -> io::Result<Config> {
             .unwrap_or_else(default_workers),
         stack_size: setting(wanted.stack_size, "GREENNET_STACK_SIZE", "stack bytes")?
             .unwrap_or(DEFAULT_STACK_SIZE),
+        monitor: monitor_setting(wanted)?,
     };
     may::config()
         .set_workers(config.workers)
         .set_stack_size(stack_words(config.stack_size));
     crate::thread::install_panic_hook();
+    if let Some(max) = config.monitor {
+        crate::monitor::start(max)?;
+    }
     tracing::debug!(
         workers = config.workers,
         stack_size = config.stack_size,
@@ -196,10 +247,83 @@ fn check_matches(wanted: &Builder, active: &Config) -> io::Result<()> {
         ))
     };
     match (wanted.workers, wanted.stack_size) {
-        (Some(w), _) if w != active.workers => Err(clash("workers", w, active.workers)),
-        (_, Some(s)) if s != active.stack_size => Err(clash("stack_size", s, active.stack_size)),
+        (Some(w), _) if w != active.workers => return Err(clash("workers", w, active.workers)),
+        (_, Some(s)) if s != active.stack_size => {
+            return Err(clash("stack_size", s, active.stack_size))
+        }
+        _ => {}
+    }
+    let asked_monitor = match (wanted.monitor, wanted.max_blocking_time) {
+        (Some(false), _) => Some(None),
+        (Some(true), max) => Some(Some(
+            max.or(active.monitor).unwrap_or(DEFAULT_MAX_BLOCKING_TIME),
+        )),
+        (None, Some(max)) if active.monitor.is_some() => Some(Some(max)),
+        _ => None,
+    };
+    match asked_monitor {
+        Some(asked) if asked != active.monitor => Err(io::Error::other(format!(
+            "the runtime already started with the blocking monitor {}; it cannot change to {}. \
+             Configure it before the first coroutine, socket wait or `greennet::run`",
+            describe_monitor(active.monitor),
+            describe_monitor(asked),
+        ))),
         _ => Ok(()),
     }
+}
+
+fn describe_monitor(monitor: Option<Duration>) -> String {
+    match monitor {
+        Some(max) => format!("on (max_blocking_time {max:?})"),
+        None => "off".into(),
+    }
+}
+
+/// The monitor's setting: from the builder, else `GREENNET_MONITOR` and
+/// `GREENNET_MAX_BLOCKING_TIME`, else off.
+fn monitor_setting(wanted: &Builder) -> io::Result<Option<Duration>> {
+    let on = match wanted.monitor {
+        Some(on) => on,
+        None => match std::env::var("GREENNET_MONITOR") {
+            Err(std::env::VarError::NotPresent) => false,
+            Ok(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "on" | "yes" => true,
+                "0" | "false" | "off" | "no" | "" => false,
+                _ => return Err(bad_env("GREENNET_MONITOR", &text, "1 or 0")),
+            },
+            Err(std::env::VarError::NotUnicode(text)) => {
+                return Err(bad_env(
+                    "GREENNET_MONITOR",
+                    &text.to_string_lossy(),
+                    "1 or 0",
+                ))
+            }
+        },
+    };
+    if !on {
+        return Ok(None);
+    }
+    let max = match wanted.max_blocking_time {
+        Some(max) => max,
+        None => setting(None, "GREENNET_MAX_BLOCKING_TIME", "milliseconds")?
+            .map_or(DEFAULT_MAX_BLOCKING_TIME, |ms| {
+                Duration::from_millis(ms as u64)
+            }),
+    };
+    if max.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the runtime builder asks for a max_blocking_time of 0; it must be positive",
+        ));
+    }
+    Ok(Some(max))
+}
+
+fn bad_env(var: &str, text: &str, wanted: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{var}={text:?} is not valid: use {wanted}"),
+    )
 }
 
 /// A setting from code, else from the environment; `None` means "use the default".

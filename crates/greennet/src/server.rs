@@ -210,6 +210,7 @@ impl<L: Listener> StreamServer<L> {
     /// If the listener's address cannot be read, or the accepting coroutine cannot be created.
     pub fn start(self) -> io::Result<ServerHandle<L::Addr>> {
         let local_addr = self.listener.local_addr()?;
+        let max_connections = self.max_connections;
         let handlers = Handlers::new(self.max_connections);
         let server = handlers.clone();
         let acceptor = thread::Builder::new()
@@ -217,9 +218,11 @@ impl<L: Listener> StreamServer<L> {
             .spawn(move || {
                 accept_loop(&self.listener, &self.handler, &server);
             })?;
+        tracing::debug!(addr = ?local_addr, ?max_connections, "stream server started");
         Ok(ServerHandle {
             acceptor,
             handlers,
+            label: format!("{local_addr:?}"),
             local_addr,
         })
     }
@@ -232,6 +235,11 @@ impl<L: Listener> StreamServer<L> {
     /// [`start`](StreamServer::start) for a server that can also stop its handlers.
     pub fn serve_forever(self) -> ! {
         let handlers = Handlers::new(self.max_connections);
+        tracing::debug!(
+            addr = ?self.listener.local_addr().ok(),
+            max_connections = ?self.max_connections,
+            "stream server serving forever"
+        );
         accept_loop(&self.listener, &self.handler, &handlers)
     }
 }
@@ -449,9 +457,11 @@ impl DatagramServer {
             .spawn(move || {
                 self.receive_loop(&server);
             })?;
+        tracing::debug!(addr = %local_addr, "datagram server started");
         Ok(ServerHandle {
             acceptor: receiver,
             handlers,
+            label: local_addr.to_string(),
             local_addr,
         })
     }
@@ -460,6 +470,7 @@ impl DatagramServer {
     /// works as for [`StreamServer::serve_forever`].
     pub fn serve_forever(self) -> ! {
         let handlers = Handlers::new(self.max_handlers);
+        tracing::debug!(addr = ?self.socket.local_addr().ok(), "datagram server serving forever");
         self.receive_loop(&handlers)
     }
 
@@ -590,6 +601,8 @@ pub struct ServerHandle<A> {
     acceptor: JoinHandle<()>,
     handlers: Arc<Handlers>,
     local_addr: A,
+    /// The address as text, for the server's tracing events.
+    label: String,
 }
 
 impl<A> ServerHandle<A> {
@@ -617,6 +630,7 @@ impl<A> ServerHandle<A> {
     /// be killed, and `stop` waits for it. Called from one of the server's own handlers, it
     /// leaves that handler alone.
     pub fn stop(self, grace: Duration) -> usize {
+        tracing::debug!(addr = %self.label, ?grace, running = self.running(), "server stopping");
         self.acceptor.kill();
         let _ = self.acceptor.join();
         let me = thread::current().id();
@@ -642,6 +656,7 @@ impl<A> ServerHandle<A> {
         for handle in overran {
             let _ = handle.join();
         }
+        tracing::debug!(addr = %self.label, killed, "server stopped");
         killed
     }
 }
@@ -764,6 +779,7 @@ fn accept_loop<L: Listener>(
         let slot = handlers.admit();
         match listener.accept() {
             Ok((stream, peer)) => {
+                tracing::trace!(?peer, "connection accepted");
                 backoff.reset();
                 let handler = handler.clone();
                 if let Err(e) = handlers.spawn(slot, move || handler(stream, peer)) {

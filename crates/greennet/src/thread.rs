@@ -43,7 +43,7 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::num::NonZeroU64;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -78,6 +78,8 @@ struct ThreadInner {
     name: Option<String>,
     id: ThreadId,
     kind: Kind,
+    /// Where greennet's spawn was called, for the blocking monitor's reports.
+    spawned_at: Option<&'static Location<'static>>,
 }
 
 enum Kind {
@@ -88,14 +90,20 @@ enum Kind {
 }
 
 impl Thread {
-    fn coroutine(name: Option<String>) -> Thread {
+    fn coroutine(name: Option<String>, spawned_at: Option<&'static Location<'static>>) -> Thread {
         Thread {
             inner: Arc::new(ThreadInner {
                 name,
                 id: ThreadId::new(),
                 kind: Kind::Coroutine(OnceLock::new(), Interrupt::new()),
+                spawned_at,
             }),
         }
+    }
+
+    /// Where the coroutine was spawned, if greennet spawned it.
+    pub(crate) fn spawned_at(&self) -> Option<&'static Location<'static>> {
+        self.inner.spawned_at
     }
 
     fn bind(&self, co: &may::coroutine::Coroutine) {
@@ -155,7 +163,7 @@ pub fn current() -> Thread {
                 .get_or_insert_with(|| {
                     // A coroutine greennet did not spawn (may's own `go!`): describe it now.
                     let co = may::coroutine::current();
-                    let thread = Thread::coroutine(co.name().map(str::to_owned));
+                    let thread = Thread::coroutine(co.name().map(str::to_owned), None);
                     thread.bind(&co);
                     thread
                 })
@@ -169,6 +177,7 @@ pub fn current() -> Thread {
                     name: std.name().map(str::to_owned),
                     id: ThreadId::new(),
                     kind: Kind::Os(std),
+                    spawned_at: None,
                 }),
             }
         });
@@ -217,7 +226,7 @@ pub fn sleep(dur: Duration) {
         if end.is_some_and(|e| Instant::now() >= e) {
             return;
         }
-        let _ = blocker.park(None);
+        let _ = crate::monitor::switch(|| blocker.park(None));
     }
 }
 
@@ -253,12 +262,12 @@ pub fn yield_now() {
         })
     });
     if !due {
-        return may::coroutine::yield_now();
+        return crate::monitor::switch(may::coroutine::yield_now);
     }
     let wake = crate::green::alarm::Wake::Coroutine(may::coroutine::current());
     let _alarm = crate::green::alarm::set(Instant::now(), wake);
     // Returns when the alarm thread unparks us (or at once if a token was already there).
-    may::coroutine::park();
+    crate::monitor::switch(may::coroutine::park);
 }
 
 /// How often, at most, [`yield_now`] on one worker steps out through may's global queue so that
@@ -316,10 +325,12 @@ fn park_until(own: Option<Instant>) {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if !left.is_zero() {
-                        may::coroutine::park_timeout(left.max(Duration::from_millis(1)));
+                        crate::monitor::switch(|| {
+                            may::coroutine::park_timeout(left.max(Duration::from_millis(1)))
+                        });
                     }
                 }
-                None => may::coroutine::park(),
+                None => crate::monitor::switch(may::coroutine::park),
             }
         }
     } else {
@@ -377,6 +388,8 @@ impl Finished {
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
+        // Runs on the worker once the coroutine is gone (an overflowed one never said so).
+        crate::monitor::leave();
         if !self.returned {
             let message = overflow_message(&self.thread, self.stack_size);
             tracing::error!(id = ?self.thread.id(), name = self.thread.name(), "{message}");
@@ -387,6 +400,7 @@ impl Drop for ExitGuard {
                 scope.a_coroutine_panicked.store(true, Ordering::Relaxed);
             }
         }
+        tracing::trace!(id = ?self.thread.id(), name = self.thread.name(), "coroutine exited");
         if let Some(scope) = &self.scope {
             scope.finished();
         }
@@ -448,12 +462,13 @@ impl Builder {
     ///
     /// If the runtime cannot start, or the OS refuses the coroutine's stack (memory, or the
     /// kernel's limit on memory mappings), the error says why.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.spawn_in(None, f).map(JoinHandle)
+        self.spawn_in(None, Location::caller(), f).map(JoinHandle)
     }
 
     /// Starts a coroutine in `scope`; it may borrow anything that outlives the scope.
@@ -461,6 +476,7 @@ impl Builder {
     /// # Errors
     ///
     /// As for [`spawn`](Builder::spawn).
+    #[track_caller]
     pub fn spawn_scoped<'scope, 'env, F, T>(
         self,
         scope: &'scope Scope<'scope, 'env>,
@@ -470,13 +486,14 @@ impl Builder {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        self.spawn_in(Some(scope.data.clone()), f)
+        self.spawn_in(Some(scope.data.clone()), Location::caller(), f)
             .map(ScopedJoinHandle)
     }
 
     fn spawn_in<'scope, F, T>(
         self,
         scope: Option<Arc<ScopeData>>,
+        at: &'static Location<'static>,
         f: F,
     ) -> io::Result<JoinInner<'scope, T>>
     where
@@ -484,7 +501,7 @@ impl Builder {
         T: Send + 'scope,
     {
         let config = crate::runtime::ensure_started()?;
-        let thread = Thread::coroutine(self.name.clone());
+        let thread = Thread::coroutine(self.name.clone(), Some(at));
         if let Some(scope) = &scope {
             scope.num_running.fetch_add(1, Ordering::Relaxed);
         }
@@ -502,6 +519,7 @@ impl Builder {
         let their_finished = finished.clone();
         let their_thread = thread.clone();
         let their_packet = packet.clone();
+        let (id, name) = (thread.id(), self.name.clone());
         let local = may::coroutine::is_coroutine();
         let main = move || {
             if local {
@@ -525,12 +543,22 @@ impl Builder {
                     finished: their_finished,
                 })
             });
+            // A span per coroutine, for subscribers that want trace-level detail: entered while
+            // the coroutine runs, left while it is parked (see `monitor::switch`).
+            let span = tracing::trace_span!("coroutine", id = ?id, name = name.as_deref());
+            let _in_span = crate::monitor::coroutine_span(span);
+            crate::monitor::enter();
             tracing::trace!("coroutine started");
             // The panic hook has printed the message by the time this returns an Err.
             let result = catch_unwind(AssertUnwindSafe(f));
-            if result.is_err() {
-                tracing::debug!("coroutine panicked");
+            match &result {
+                Ok(_) => tracing::trace!("coroutine returned"),
+                Err(payload) if Killed::is(&**payload) => tracing::debug!("coroutine killed"),
+                Err(payload) => {
+                    tracing::debug!(panic = panic_message(&**payload), "coroutine panicked")
+                }
             }
+            crate::monitor::leave();
             *their_packet
                 .result
                 .lock()
@@ -574,7 +602,8 @@ impl Builder {
             // worker takes, only from the current coroutine's worker.
             unsafe {
                 if local {
-                    builder.spawn_local(main)
+                    // The new coroutine runs on this worker until its first yield.
+                    crate::monitor::switch(|| builder.spawn_local(main))
                 } else {
                     builder.spawn(main)
                 }
@@ -595,7 +624,12 @@ impl Builder {
             }
         };
         thread.bind(handle.coroutine());
-        tracing::trace!(id = ?thread.id(), name = thread.name(), "coroutine spawned");
+        tracing::trace!(
+            id = ?thread.id(),
+            name = thread.name(),
+            spawned_at = %at,
+            "coroutine spawned"
+        );
         Ok(JoinInner {
             handle,
             thread,
@@ -656,6 +690,7 @@ fn spawn_failed<T>(packet: &Packet<'_, T>) {
 ///
 /// If the coroutine cannot be created (see [`Builder::spawn`]), with the reason, exactly as
 /// `std::thread::spawn` does for threads.
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -697,7 +732,7 @@ impl<'scope, T> JoinInner<'scope, T> {
     fn take(self) -> Result<T> {
         // may's own result says nothing ours does not: a panic was caught inside the coroutine.
         // The coroutine has ended (`finished`), so this returns at once.
-        let _ = self.handle.join();
+        let _ = crate::monitor::switch(|| self.handle.join());
         let taken = self
             .packet
             .result
@@ -806,6 +841,7 @@ impl std::error::Error for Killed {}
 /// # Panics
 ///
 /// As [`spawn`], if the coroutine cannot be created.
+#[track_caller]
 pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -882,6 +918,7 @@ impl<'scope> Scope<'scope, '_> {
     /// # Panics
     ///
     /// If the coroutine cannot be created, as [`spawn`] does.
+    #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
@@ -962,7 +999,7 @@ where
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
     while scope.data.num_running.load(Ordering::Acquire) != 0 {
         // The blocker keeps an unpark that comes before this park, so no wake is lost.
-        let _ = scope.data.main.park(None);
+        let _ = crate::monitor::switch(|| scope.data.main.park(None));
     }
     match result {
         Err(payload) => resume_unwind(payload),

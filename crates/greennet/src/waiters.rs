@@ -93,7 +93,7 @@ impl Waiters {
                     None => true,
                 };
             }
-            let _ = waiter.blocker.park(None);
+            let _ = crate::monitor::switch(|| waiter.blocker.park(None));
         }
     }
 

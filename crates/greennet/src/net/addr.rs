@@ -19,6 +19,15 @@ enum Name {
     Pair(String, u16),
 }
 
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Name::HostPort(s) => f.write_str(s),
+            Name::Pair(host, port) => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
 impl Name {
     /// Whether std would parse this without a lookup.
     fn is_numeric(&self) -> bool {
@@ -70,8 +79,13 @@ fn name_of<A: ToSocketAddrs>(addr: &A) -> Option<Name> {
 pub(crate) fn resolve<A: ToSocketAddrs>(addr: &A) -> io::Result<Vec<SocketAddr>> {
     if may::coroutine::is_coroutine() {
         if let Some(name) = name_of(addr).filter(|n| !n.is_numeric()) {
-            tracing::debug!("resolving a host name on the blocking pool");
-            return crate::blocking::blocking(move || name.resolve());
+            tracing::debug!(name = %name, "resolving a host name on the blocking pool");
+            let resolved = crate::blocking::blocking(move || name.resolve());
+            match &resolved {
+                Ok(addrs) => tracing::trace!(count = addrs.len(), "host name resolved"),
+                Err(e) => tracing::debug!(error = %e, "host name not resolved"),
+            }
+            return resolved;
         }
     }
     addr.to_socket_addrs().map(Iterator::collect)
