@@ -854,6 +854,34 @@ fn the_client_against_the_server() {
         assert_eq!(answer.into_body().into_string().unwrap(), "until the end");
         raw.join().unwrap();
 
+        // A server that declares more than the client's limit is refused before its body is
+        // read; one that streams more without declaring it is cut off at the limit.
+        let listener = greennet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let raw_addr = listener.local_addr().unwrap();
+        let raw = thread::spawn(move || {
+            for head in [
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+                    client::MAX_BODY + 1
+                ),
+                "HTTP/1.0 200 OK\r\n\r\n".to_string(),
+            ] {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).unwrap();
+                s.write_all(head.as_bytes()).unwrap();
+                let chunk = vec![b'x'; 1 << 20];
+                // Stops when the client gives up and closes.
+                while s.write_all(&chunk).is_ok() {}
+            }
+        });
+        for _ in 0..2 {
+            let e = client::get(&format!("http://{raw_addr}/")).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+            assert!(e.to_string().contains("MAX_BODY"), "{e}");
+        }
+        raw.join().unwrap();
+
         // Bad URLs.
         for bad in ["https://example.com/", "example.com", "http:///x", "::"] {
             let e = client::get(bad).unwrap_err();

@@ -40,10 +40,15 @@ const MAX_HEAD: usize = 64 * 1024;
 /// The most header fields a response may have.
 const MAX_HEADERS: usize = 100;
 
+/// The largest response body the client reads into memory: 64 MiB. A larger one is refused
+/// with `InvalidData` (before any of it is read, when the server declares its length), so a
+/// misbehaving server cannot exhaust the caller's memory.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
 /// `GET url`: the response, with its body read into memory. Any status is a response (check
 /// [`status`](Response::status)); errors are for URLs that are not `http://host[:port]/...`
-/// (`InvalidInput`), failed connections, and responses that are malformed (`InvalidData`) or
-/// cut short (`UnexpectedEof`).
+/// (`InvalidInput`), failed connections, and responses that are malformed or larger than
+/// [`MAX_BODY`] (`InvalidData`) or cut short (`UnexpectedEof`).
 pub fn get(url: &str) -> io::Result<Response<Body>> {
     let uri = parse_url(url)?;
     let mut request = Request::new(Body::empty());
@@ -134,9 +139,10 @@ pub fn request(request: Request<Body>) -> io::Result<Response<Body>> {
             invalid("the response's Content-Length or Transfer-Encoding is invalid")
         })?;
         let read = match framing {
+            Some(Framing::Length(n)) if n > MAX_BODY as u64 => Err(BodyError::TooLarge),
             Some(Framing::Length(n)) => conn.read_exact_into(n, &mut bytes),
-            Some(_) => conn.read_chunked_into(usize::MAX, MAX_HEAD, &mut bytes),
-            None => conn.read_to_end_into(usize::MAX, &mut bytes),
+            Some(_) => conn.read_chunked_into(MAX_BODY, MAX_HEAD, &mut bytes),
+            None => conn.read_to_end_into(MAX_BODY, &mut bytes),
         };
         read.map_err(|e| match e {
             BodyError::Io(e) => e,
@@ -144,9 +150,11 @@ pub fn request(request: Request<Body>) -> io::Result<Response<Body>> {
                 io::ErrorKind::UnexpectedEof,
                 "the server closed the connection before the response body was complete",
             ),
-            BodyError::Invalid | BodyError::TooLarge => {
-                invalid("the response's chunked body is malformed")
-            }
+            BodyError::Invalid => invalid("the response's chunked body is malformed"),
+            BodyError::TooLarge => invalid(&format!(
+                "the response body is larger than the client's limit of {MAX_BODY} bytes \
+                 (greennet::http::client::MAX_BODY)"
+            )),
         })?;
     }
     let mut response = Response::new(Body::from(bytes));
