@@ -71,7 +71,7 @@ fn the_monitor_names_the_coroutine_that_blocks_its_worker_and_nothing_else() {
 
     let (done_tx, done_rx) = mpsc::channel();
     let runner = std::thread::spawn(move || {
-        greennet::run(|| scenario());
+        greennet::run(scenario);
         done_tx.send(()).unwrap();
     });
     assert!(

@@ -12,6 +12,59 @@ fn recurse(depth: u64) -> u64 {
     }
 }
 
+/// The `signal-stop` mode: a StreamServer whose handler answers `slow\n` with `started\n`, then
+/// waits for `finish\n` and sends `done\n` and 1 MiB; and an HTTP server answering `hello`.
+/// Prints their addresses and `ready`, waits for SIGINT or SIGTERM (the main coroutine through
+/// `GracefulShutdown`, which stops both servers, and a plain thread through a second one), and
+/// prints what each saw.
+fn signal_stop() -> ExitCode {
+    use greennet::http::{Body, Request, Response, Server};
+    use greennet::signal::GracefulShutdown;
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::Duration;
+
+    // Before "ready", so that no signal can come before the handlers are in place.
+    let shutdown = GracefulShutdown::new().expect("install the signal handlers");
+    let on_a_thread = GracefulShutdown::new().expect("install the signal handlers");
+    let watcher = std::thread::spawn(move || on_a_thread.wait(Duration::ZERO));
+
+    let slow = greennet::server::StreamServer::bind("127.0.0.1:0", |stream, _| {
+        let mut lines = BufReader::new(&stream);
+        let mut line = String::new();
+        if lines.read_line(&mut line).is_err() || line != "slow\n" {
+            return;
+        }
+        let _ = (&stream).write_all(b"started\n");
+        line.clear();
+        if lines.read_line(&mut line).is_err() || line != "finish\n" {
+            return;
+        }
+        let mut answer = b"done\n".to_vec();
+        answer.extend((0..1024 * 1024).map(|i: usize| (i % 251) as u8));
+        let _ = (&stream).write_all(&answer);
+    })
+    .and_then(|server| server.start())
+    .expect("start the stream server");
+    let http = Server::new(|_req: Request<Body>| Response::new(Body::from("hello")))
+        .bind("127.0.0.1:0")
+        .and_then(|server| server.start())
+        .expect("start the HTTP server");
+    println!("stream={} http={}", slow.local_addr(), http.local_addr());
+    println!("ready");
+
+    let signal = shutdown
+        .server(slow)
+        .server(http)
+        .wait(Duration::from_secs(30))
+        .expect("wait for a signal");
+    let seen = watcher.join().expect("the watcher thread");
+    match seen {
+        Ok(seen) => println!("signal={signal:?} thread={seen:?}"),
+        Err(e) => println!("signal={signal:?} thread error: {e}"),
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let mode = std::env::args().nth(1).unwrap_or_default();
     match mode.as_str() {
@@ -85,6 +138,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         "panic-main" => greennet::run(|| panic!("main body gave up")),
+        // Two servers stopped by SIGTERM or SIGINT, one of them with a request in flight.
+        "signal-stop" => greennet::run(signal_stop),
         _ => {
             eprintln!("unknown mode {mode:?}");
             ExitCode::from(2)

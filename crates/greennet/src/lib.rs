@@ -46,6 +46,7 @@ pub mod pool;
 pub mod queue;
 pub mod runtime;
 pub mod server;
+pub mod signal;
 pub mod sync;
 pub mod thread;
 pub mod timeout;
