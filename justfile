@@ -4,15 +4,16 @@
 demo port="8000":
     cargo run --release --example green_hello -- {{port}}
 
-# Run every test in the workspace.
+# Run every test: the workspace, then the `patch` feature's suite (a workspace of its own).
 test:
-    cargo test --workspace
+    cargo test --workspace && cargo test --manifest-path patch/Cargo.toml
 
 # Formatting and lints, as CI checks them.
 lint:
     cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
 
-# Every benchmark (criterion micro-benchmarks, the wrk load matrix, capacity), then the report
+# Every benchmark (criterion micro-benchmarks, the wrk load matrix, capacity, the patch
+# scraper with and without the feature), then the report
 # that rewrites the generated part of docs/benchmarks.md and docs/load.svg. About 30 minutes.
 bench:
     benches/run_all.sh

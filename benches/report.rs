@@ -591,6 +591,35 @@ fn main() {
         let _ = writeln!(md);
     }
 
+    // The patch feature.
+    let patch = read_tsv(&bench.join("patch.tsv"));
+    let times = |variant: &str| {
+        median(
+            patch
+                .iter()
+                .filter(|f| f.len() >= 3 && f[0] == variant)
+                .filter_map(|f| f[2].parse::<f64>().ok())
+                .collect(),
+        )
+    };
+    let (on, off) = (times("patch"), times("nopatch"));
+    if on > 0.0 && off > 0.0 {
+        let _ =
+            writeln!(
+            md,
+            "### The `patch` feature (`benches/patch.sh`: the unmodified ureq scraper, 100 pages \
+             100 at a time, 100 ms each, on 2 workers; median of {} runs each)\n",
+            patch.iter().filter(|f| f.len() >= 3 && f[0] == "patch").count()
+        );
+        let _ = writeln!(
+            md,
+            "| build | time | speedup |\n|---|---|---|\n| without `patch` | {} ms | 1.0x |\n| with `patch` | {} ms | **{:.0}x** |\n",
+            off.round(),
+            on.round(),
+            off / on
+        );
+    }
+
     // Micro-benchmarks.
     let _ = writeln!(md, "### Micro-benchmarks (criterion medians)\n");
     let _ = writeln!(

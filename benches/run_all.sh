@@ -8,4 +8,5 @@ cargo bench -p benches --bench micro -- --warm-up-time 1 --measurement-time 5
 benches/load.sh "${LOAD_SECONDS:-10}" "${LOAD_ROUNDS:-3}" 50 500 5000
 benches/capacity.sh
 benches/profile.sh
+benches/patch.sh
 cargo run --release -q -p benches --example bench_report

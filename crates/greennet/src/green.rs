@@ -27,7 +27,16 @@ use may::io::{CoIo, WaitIo, WaitIoWaker};
 use once_cell::sync::OnceCell;
 
 use crate::interrupt;
+#[cfg(feature = "patch")]
+use crate::patch::internal;
 use crate::waiters::Waiters;
+
+/// Runs greennet's own use of a descriptor (may's registration sets `O_NONBLOCK`): without the
+/// `patch` feature there is nothing to tell apart from the caller's.
+#[cfg(not(feature = "patch"))]
+fn internal<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
 
 /// Which readiness a call waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +80,7 @@ impl Shared {
     }
 
     /// Caches a timeout the kernel reported (`None`: no timeout).
-    fn cache_timeout(&self, dir: Dir, dur: Option<Duration>) {
+    pub(crate) fn cache_timeout(&self, dir: Dir, dur: Option<Duration>) {
         // 0 stands for "none"; saturate absurdly long timeouts (584 years) instead of wrapping.
         let ns = dur.map_or(0, |d| {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
@@ -285,8 +294,8 @@ impl Waits {
             return Claim::Primary(self);
         }
         let made = self.secondary.get_or_try_init(|| {
-            let dup = dup_cloexec(self.primary.as_raw_fd())?;
-            let io = CoIo::new(Fd(dup.as_raw_fd())).map_err(io::Error::from)?;
+            let dup = internal(|| dup_cloexec(self.primary.as_raw_fd()))?;
+            let io = internal(|| CoIo::new(Fd(dup.as_raw_fd()))).map_err(io::Error::from)?;
             Ok::<_, io::Error>((io, dup))
         });
         match made {
@@ -482,7 +491,8 @@ impl<T: AsRawFd> Green<T> {
             Ok(Waits {
                 turns: [Turn::new(), Turn::new()],
                 alarms: [Mutex::new(None), Mutex::new(None)],
-                primary: CoIo::new(Fd(self.inner.as_raw_fd())).map_err(io::Error::from)?,
+                primary: internal(|| CoIo::new(Fd(self.inner.as_raw_fd())))
+                    .map_err(io::Error::from)?,
                 owner: AtomicU8::new(0),
                 primary_waits: AtomicU64::new(0),
                 secondary: OnceCell::new(),

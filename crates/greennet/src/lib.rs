@@ -42,6 +42,8 @@ mod monitor;
 #[macro_use]
 pub mod net;
 pub mod os;
+#[cfg(feature = "patch")]
+mod patch;
 pub mod pool;
 pub mod queue;
 pub mod runtime;
