@@ -27,13 +27,13 @@ use may::io::{CoIo, WaitIo, WaitIoWaker};
 use once_cell::sync::OnceCell;
 
 use crate::interrupt;
-#[cfg(feature = "patch")]
+#[cfg(all(feature = "patch", target_os = "linux"))]
 use crate::patch::internal;
 use crate::waiters::Waiters;
 
 /// Runs greennet's own use of a descriptor (may's registration sets `O_NONBLOCK`): without the
 /// `patch` feature there is nothing to tell apart from the caller's.
-#[cfg(not(feature = "patch"))]
+#[cfg(not(all(feature = "patch", target_os = "linux")))]
 fn internal<R>(f: impl FnOnce() -> R) -> R {
     f()
 }

@@ -42,7 +42,7 @@ mod monitor;
 #[macro_use]
 pub mod net;
 pub mod os;
-#[cfg(feature = "patch")]
+#[cfg(all(feature = "patch", target_os = "linux"))]
 mod patch;
 pub mod pool;
 pub mod queue;

@@ -314,20 +314,25 @@ fn kernel_state(tid: i64) -> String {
 
 /// The names of the system calls a blocked worker is most often found in.
 fn syscall_name(nr: i64) -> &'static str {
+    // The calls only x86-64 has (AArch64 has just their newer forms, listed below).
+    #[cfg(target_arch = "x86_64")]
+    match nr {
+        libc::SYS_poll => return "poll",
+        libc::SYS_select => return "select",
+        libc::SYS_epoll_wait => return "epoll_wait",
+        libc::SYS_accept => return "accept",
+        _ => {}
+    }
     match nr {
         libc::SYS_read => "read",
         libc::SYS_write => "write",
-        libc::SYS_poll => "poll",
         libc::SYS_ppoll => "ppoll",
-        libc::SYS_select => "select",
         libc::SYS_pselect6 => "pselect6",
         libc::SYS_nanosleep => "nanosleep",
         libc::SYS_clock_nanosleep => "clock_nanosleep",
         libc::SYS_futex => "futex (a lock or condition variable)",
-        libc::SYS_epoll_wait => "epoll_wait",
         libc::SYS_epoll_pwait => "epoll_pwait",
         libc::SYS_connect => "connect",
-        libc::SYS_accept => "accept",
         libc::SYS_accept4 => "accept4",
         libc::SYS_recvfrom => "recvfrom",
         libc::SYS_recvmsg => "recvmsg",

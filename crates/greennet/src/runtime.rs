@@ -225,7 +225,7 @@ fn start(wanted: &Builder) -> io::Result<Config> {
         .set_workers(config.workers)
         .set_stack_size(stack_words(config.stack_size));
     crate::thread::install_panic_hook();
-    #[cfg(feature = "patch")]
+    #[cfg(all(feature = "patch", target_os = "linux"))]
     crate::patch::install();
     if let Some(max) = config.monitor {
         crate::monitor::start(max)?;
