@@ -101,11 +101,19 @@ fn cells(runs: &[Run]) -> BTreeMap<(String, u32, String), Cell> {
 
 /// criterion's median estimate for a benchmark, in nanoseconds.
 fn criterion_median(root: &Path, group: &str, function: &str) -> Option<f64> {
+    criterion_baseline(root, group, function, "new")
+}
+
+/// The same, from a saved baseline (`new` is the latest run).
+fn criterion_baseline(root: &Path, group: &str, function: &str, baseline: &str) -> Option<f64> {
     let dir = root.join(group).join(function);
-    let file = ["new/estimates.json", "8/new/estimates.json"]
-        .iter()
-        .map(|p| dir.join(p))
-        .find(|p| p.exists())?;
+    let file = [
+        format!("{baseline}/estimates.json"),
+        format!("8/{baseline}/estimates.json"),
+    ]
+    .iter()
+    .map(|p| dir.join(p))
+    .find(|p| p.exists())?;
     let text = fs::read_to_string(file).ok()?;
     let at = text.find("\"median\"")?;
     let rest = &text[at..];
@@ -331,6 +339,21 @@ fn svg(cells: &BTreeMap<(String, u32, String), Cell>) -> String {
     s.push_str("</svg>\n");
     s
 }
+
+/// The micro-benchmark groups, and how the report names them.
+const GROUPS: [(&str, &str); 5] = [
+    ("spawn_join", "spawn + join"),
+    ("yield", "yield_now (two switches)"),
+    (
+        "yield_ping_pong_1000_turns",
+        "yield ping-pong, 1,000 turns, two spawns",
+    ),
+    ("mpsc_round_trip", "mpsc round trip"),
+    (
+        "contended_mutex_8x1000",
+        "contended mutex, 8 parties x 1,000 locks",
+    ),
+];
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -626,19 +649,7 @@ fn main() {
         md,
         "| operation | greennet | std thread | tokio | greennet / tokio |\n|---|---|---|---|---|"
     );
-    for (group, label) in [
-        ("spawn_join", "spawn + join"),
-        ("yield", "yield_now (two switches)"),
-        (
-            "yield_ping_pong_1000_turns",
-            "yield ping-pong, 1,000 turns, two spawns",
-        ),
-        ("mpsc_round_trip", "mpsc round trip"),
-        (
-            "contended_mutex_8x1000",
-            "contended mutex, 8 parties x 1,000 locks",
-        ),
-    ] {
+    for (group, label) in GROUPS {
         let g = criterion_median(&crit, group, "greennet");
         let s = criterion_median(&crit, group, "std_thread");
         let t = criterion_median(&crit, group, "tokio");
@@ -654,6 +665,36 @@ fn main() {
             show(s),
             show(t)
         );
+    }
+
+    // The blocking monitor's cost.
+    let monitor: Vec<_> = GROUPS
+        .iter()
+        .filter_map(|(group, label)| {
+            let off = criterion_baseline(&crit, group, "greennet", "monitor-off")?;
+            let on = criterion_baseline(&crit, group, "greennet", "monitor-on")?;
+            Some((label, off, on))
+        })
+        .collect();
+    if !monitor.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n### The blocking monitor (`benches/monitor.sh`: the greennet micro-benchmarks with \
+             `GREENNET_MONITOR=0` and `=1`, one run each)\n"
+        );
+        let _ = writeln!(
+            md,
+            "| operation | monitor off | monitor on | on / off |\n|---|---|---|---|"
+        );
+        for (label, off, on) in monitor {
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} | {:.2} |",
+                human_time(off),
+                human_time(on),
+                on / off
+            );
+        }
     }
     let _ = writeln!(md, "\n{END}");
 
