@@ -17,3 +17,8 @@ lint:
 # that rewrites the generated part of docs/benchmarks.md and docs/load.svg. About 30 minutes.
 bench:
     benches/run_all.sh
+
+# The soak run: servers, clients, pools and timeouts under a mixed load for SECS seconds (default
+# 60), checking that no byte is lost and no descriptor or memory leaks; ends with `soak: PASS`.
+soak secs="60":
+    cargo run --release -p examples --example soak -- {{secs}}

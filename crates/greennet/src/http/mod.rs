@@ -35,6 +35,19 @@ mod date;
 mod server;
 mod wire;
 
+/// Not part of the API: the server's request reading over bytes in memory, for the cargo-fuzz
+/// target in `fuzz/` (feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    /// Reads requests from `data` as the server reads them from a connection (heads, then
+    /// bodies with `Content-Length` or chunked, until the input ends or is refused); see the
+    /// fuzz target for what its first byte selects.
+    pub fn request(data: &[u8]) {
+        super::server::read_requests_for_fuzzing(data)
+    }
+}
+
 pub use body::Body;
 pub use server::Server;
 

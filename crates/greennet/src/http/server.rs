@@ -498,6 +498,66 @@ fn parse_request(data: &[u8], max_headers: usize) -> Result<Option<(usize, Head)
     )))
 }
 
+/// [`serve_one`]'s reading of requests, heads and then bodies, from bytes in memory until they
+/// end or are refused: the fuzz target's entry point (`greennet::http::__fuzz`). The first byte
+/// picks the limits (bit 0: the defaults, or tiny ones that short inputs exceed) and how many
+/// bytes each read returns (the other bits: 1 to 128), so that heads and bodies also arrive in
+/// pieces, as from a socket.
+#[cfg(feature = "fuzzing")]
+pub(super) fn read_requests_for_fuzzing(data: &[u8]) {
+    /// Bytes in memory, handed out at most `piece` at a time.
+    struct Pieces<'a> {
+        data: &'a [u8],
+        piece: usize,
+    }
+    impl Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.piece);
+            self.data.read(&mut buf[..n])
+        }
+    }
+    impl wire::Source for Pieces<'_> {
+        fn read_before(
+            &mut self,
+            buf: &mut [u8],
+            deadline: impl FnOnce() -> Option<std::time::Instant>,
+        ) -> io::Result<usize> {
+            let n = buf.len().min(self.piece);
+            self.data.read_before(&mut buf[..n], deadline)
+        }
+    }
+
+    let Some((&knobs, data)) = data.split_first() else {
+        return;
+    };
+    let (max_line, max_head, max_headers, max_body) = if knobs & 1 == 0 {
+        (8 * 1024, 64 * 1024, 100, 8 * 1024 * 1024)
+    } else {
+        (64, 256, 4, 64)
+    };
+    let piece = 1 + usize::from(knobs >> 1);
+    let mut conn = Reader::new(Pieces { data, piece });
+    loop {
+        let Ok(head) = conn.read_head(max_line, max_head, |data| parse_request(data, max_headers))
+        else {
+            return;
+        };
+        assert!(head.headers.len() <= max_headers);
+        let mut body = Vec::new();
+        let read = match head.framing {
+            Ok(Some(Framing::Length(n))) if n > max_body as u64 => return,
+            Ok(Some(Framing::Length(n))) => conn.read_exact_into(n, &mut body),
+            Ok(Some(Framing::Chunked)) => conn.read_chunked_into(max_body, max_head, &mut body),
+            Ok(_) => Ok(()),
+            Err(()) => return,
+        };
+        if read.is_err() {
+            return;
+        }
+        assert!(body.len() <= max_body);
+    }
+}
+
 /// Sends `response`; `Ok(true)` if the connection may carry another request.
 fn respond(
     stream: &mut TcpStream,

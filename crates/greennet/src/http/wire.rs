@@ -69,7 +69,7 @@ impl Source for TcpStream {
 }
 
 /// In-memory input never waits.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl Source for &[u8] {
     fn read_before(
         &mut self,
