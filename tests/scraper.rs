@@ -1,12 +1,10 @@
 //! The scraper example end to end: it serves and fetches its pages, and the pooled run beats the
 //! sequential one by far.
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "support/examples.rs"]
 mod support;
-use support::example_binary;
+use support::run_to_end;
 
 /// `digits` digits after the point, and a number.
 fn has_decimals(number: &str, digits: usize) -> bool {
@@ -18,38 +16,7 @@ fn has_decimals(number: &str, digits: usize) -> bool {
 
 #[test]
 fn the_pooled_scrape_is_much_faster_than_the_sequential_one() {
-    let mut child = Command::new(example_binary("scraper"))
-        .args(["40", "20"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A few lines of output fit in the pipes, so waiting before reading cannot block the child.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the scraper did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stdout, stderr) = run_to_end("scraper", &["40", "20"], Duration::from_secs(60));
     assert!(status.success(), "{status}\n{stdout}\n{stderr}");
 
     let last = stdout.lines().last().unwrap_or_default();

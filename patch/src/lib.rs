@@ -3,7 +3,33 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{mpsc, Once};
 use std::time::{Duration, Instant};
+
+/// Runs `body` as a coroutine on a one-worker runtime (started on first use), where a single
+/// call that blocked the thread would stop everything; fails, rather than hangs, after `limit`.
+///
+/// # Panics
+///
+/// If `body` panics or does not finish within `limit`.
+pub fn on_one_worker(limit: Duration, body: impl FnOnce() + Send + 'static) {
+    static START: Once = Once::new();
+    START.call_once(|| {
+        greennet::runtime::Builder::new()
+            .workers(1)
+            .start()
+            .expect("a one-worker runtime");
+    });
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        greennet::run(body);
+        let _ = done_tx.send(());
+    });
+    assert!(
+        done_rx.recv_timeout(limit).is_ok(),
+        "blocked: a call held the only worker (or the body panicked)"
+    );
+}
 
 /// Starts an HTTP/1.1 service on plain OS threads (a thread per connection, std's sockets)
 /// that answers `GET /N` with `page N` after `delay`, one request per connection. Plain

@@ -2,35 +2,13 @@
 //! Real client crates greennet did not write, unmodified, in coroutines on a one-worker runtime:
 //! ureq (HTTP) and redis. Each blocking call parks its coroutine, so many run at once.
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Once};
 use std::time::{Duration, Instant};
 
-fn runtime() {
-    static START: Once = Once::new();
-    START.call_once(|| {
-        greennet::runtime::Builder::new()
-            .workers(1)
-            .start()
-            .unwrap();
-    });
-}
-
-fn bounded(limit: Duration, body: impl FnOnce() + Send + 'static) {
-    runtime();
-    let (done_tx, done_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        greennet::run(body);
-        let _ = done_tx.send(());
-    });
-    assert!(
-        done_rx.recv_timeout(limit).is_ok(),
-        "blocked: a client call held the only worker"
-    );
-}
+use greennet_patch_tests::on_one_worker;
 
 #[test]
 fn ureq_fetches_a_hundred_pages_at_once() {
-    bounded(Duration::from_secs(60), || {
+    on_one_worker(Duration::from_secs(60), || {
         let addr = greennet_patch_tests::slow_service(Duration::from_millis(200));
         let took = greennet_patch_tests::scrape(addr, 100, 100);
         // One after another this is 20 s; side by side, about 0.2 s.
@@ -78,7 +56,7 @@ impl Drop for RedisServer {
 fn two_hundred_blocking_redis_pops_wait_side_by_side() {
     let server = RedisServer::start();
     let url = format!("redis://127.0.0.1:{}/", server.port);
-    bounded(Duration::from_secs(60), move || {
+    on_one_worker(Duration::from_secs(60), move || {
         const N: usize = 200;
         let client = redis::Client::open(url.as_str()).unwrap();
         // Each coroutine blocks in BLPOP on a list of its own: with the worker held by the

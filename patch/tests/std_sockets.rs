@@ -4,37 +4,14 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One worker, so a single call that blocked the thread would stop everything.
-fn runtime() {
-    static START: Once = Once::new();
-    START.call_once(|| {
-        greennet::runtime::Builder::new()
-            .workers(1)
-            .start()
-            .unwrap();
-    });
-}
-
-/// Runs `body` as a coroutine on the one-worker runtime, failing (not hanging) after `limit`.
-fn bounded(limit: Duration, body: impl FnOnce() + Send + 'static) {
-    runtime();
-    let (done_tx, done_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        greennet::run(body);
-        let _ = done_tx.send(());
-    });
-    assert!(
-        done_rx.recv_timeout(limit).is_ok(),
-        "blocked: a std call held the only worker"
-    );
-}
+use greennet_patch_tests::on_one_worker;
 
 #[test]
 fn a_thousand_blocked_std_reads_do_not_block_each_other() {
-    bounded(Duration::from_secs(60), || {
+    on_one_worker(Duration::from_secs(60), || {
         const N: usize = 1000;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -79,7 +56,7 @@ fn a_thousand_blocked_std_reads_do_not_block_each_other() {
 
 #[test]
 fn std_sleeps_park_the_coroutine() {
-    bounded(Duration::from_secs(60), || {
+    on_one_worker(Duration::from_secs(60), || {
         let start = Instant::now();
         let sleepers: Vec<_> = (0..500)
             .map(|_| greennet::thread::spawn(|| std::thread::sleep(Duration::from_millis(200))))
@@ -102,7 +79,7 @@ fn std_sleeps_park_the_coroutine() {
 
 #[test]
 fn read_timeouts_and_nonblocking_keep_std_semantics() {
-    bounded(Duration::from_secs(60), || {
+    on_one_worker(Duration::from_secs(60), || {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let mut client = TcpStream::connect(addr).unwrap();
@@ -176,7 +153,7 @@ fn read_timeouts_and_nonblocking_keep_std_semantics() {
 
 #[test]
 fn connect_errors_and_host_names_are_std_s() {
-    bounded(Duration::from_secs(60), || {
+    on_one_worker(Duration::from_secs(60), || {
         // A refused connection is ConnectionRefused, as with std.
         let port = {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -198,7 +175,7 @@ fn connect_errors_and_host_names_are_std_s() {
 #[test]
 fn poll_with_a_timeout_parks_the_coroutine() {
     use std::os::fd::AsRawFd;
-    bounded(Duration::from_secs(60), || {
+    on_one_worker(Duration::from_secs(60), || {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();

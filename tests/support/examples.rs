@@ -1,8 +1,9 @@
 //! For the tests of the `examples` package: where cargo put the example binaries.
 #![allow(dead_code)] // each test binary uses only part of this module
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// The example binary cargo built next to the running test's own executable (`cargo test` on
 /// the `examples` package builds every example first).
@@ -43,4 +44,34 @@ pub fn start(name: &str) -> (Running, String) {
         .to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     (running, addr)
+}
+
+/// Runs an example to its end with `args` and returns its exit status, stdout and stderr;
+/// panics if it runs longer than `limit`. For examples whose few lines of output fit in the
+/// pipes, so that waiting before reading cannot block the child.
+pub fn run_to_end(name: &str, args: &[&str], limit: Duration) -> (ExitStatus, String, String) {
+    let mut child = Command::new(example_binary(name))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the {name} example did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let mut out = child.stdout.take().unwrap();
+    out.read_to_string(&mut stdout).unwrap();
+    let mut err = child.stderr.take().unwrap();
+    err.read_to_string(&mut stderr).unwrap();
+    (status, stdout, stderr)
 }
