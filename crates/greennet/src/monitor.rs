@@ -269,7 +269,10 @@ fn report(slot: &Slot, who: Option<&Thread>, held: Duration, max: Duration, supp
         || "a worker thread".to_owned(),
         |n| format!("worker thread '{n}'"),
     );
-    let doing = kernel_state(slot.tid);
+    let mut doing = kernel_state(slot.tid);
+    if let Some(stack) = kernel_stack(slot.tid) {
+        doing.push_str(&format!("; kernel stack: {stack}"));
+    }
     tracing::warn!(
         coroutine = name,
         id = %id,
@@ -310,6 +313,24 @@ fn kernel_state(tid: i64) -> String {
         Err(_) if first == "running" => "running (computing, or between system calls)".into(),
         Err(_) => "in an unknown state (/proc not readable)".into(),
     }
+}
+
+/// The innermost frames of a thread's kernel stack, innermost first, where the kernel shows it
+/// (`/proc/<pid>/task/<tid>/stack` is readable by root only): where in the kernel a blocked
+/// worker waits. The thread's own (user-space) stack cannot be taken safely from another
+/// thread while it runs.
+fn kernel_stack(tid: i64) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/stack")).ok()?;
+    let frames: Vec<&str> = text
+        .lines()
+        .filter_map(|line| {
+            let frame = line.split_once("] ").map_or(line, |(_, f)| f);
+            let name = frame.split('+').next()?.trim();
+            (!name.is_empty()).then_some(name)
+        })
+        .take(6)
+        .collect();
+    (!frames.is_empty()).then(|| frames.join(" < "))
 }
 
 /// The names of the system calls a blocked worker is most often found in.
