@@ -299,3 +299,46 @@ fn join_timeout_joinall_and_spawn_later() {
     stuck.kill();
     assert!(stuck.join().is_err());
 }
+
+/// A reader's kill waker is kept from one read to the next on the same socket; a kill must
+/// still end a read after earlier reads, after a wait of another kind in between, and on a
+/// second socket.
+#[test]
+fn kill_ends_a_read_after_earlier_waits_on_the_same_and_other_sockets() {
+    greennet::run(|| {
+        let (mut a_client, mut a_server) = pair();
+        let (mut b_client, mut b_server) = pair();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (stage_tx, stage_rx) = mpsc::channel::<&'static str>();
+        let reader = thread::spawn(move || {
+            let mut buf = [0u8; 1];
+            // Three reads that wait on socket A: its waker is kept after the first.
+            for _ in 0..3 {
+                a_server.read_exact(&mut buf).unwrap();
+            }
+            // A wait of another kind replaces the kept waker...
+            go_rx.recv().unwrap();
+            // ...then socket B, then A again, where the kill finds it.
+            b_server.read_exact(&mut buf).unwrap();
+            stage_tx.send("blocked on A").unwrap();
+            let _ = a_server.read_exact(&mut buf);
+            unreachable!("the read was killed");
+        });
+        for _ in 0..3 {
+            thread::sleep(Duration::from_millis(5));
+            a_client.write_all(b"x").unwrap();
+        }
+        thread::sleep(Duration::from_millis(5));
+        go_tx.send(()).unwrap();
+        thread::sleep(Duration::from_millis(5));
+        b_client.write_all(b"y").unwrap();
+        assert_eq!(stage_rx.recv().unwrap(), "blocked on A");
+        // Let the reader park in its read of A, then kill it.
+        thread::sleep(Duration::from_millis(20));
+        let start = Instant::now();
+        reader.kill();
+        let err = reader.join().unwrap_err();
+        assert!(Killed::is(&*err), "ended some other way");
+        assert!(start.elapsed() < Duration::from_secs(3));
+    });
+}
