@@ -519,7 +519,6 @@ impl Builder {
         let their_finished = finished.clone();
         let their_thread = thread.clone();
         let their_packet = packet.clone();
-        let (id, name) = (thread.id(), self.name.clone());
         let local = may::coroutine::is_coroutine();
         let main = move || {
             if local {
@@ -534,6 +533,13 @@ impl Builder {
             their_thread.bind(&may::coroutine::current());
             interrupt::install(their_thread.clone());
             CURRENT.with(|cur| *cur.borrow_mut() = Some(their_thread.clone()));
+            // A span per coroutine, for subscribers that want trace-level detail: entered while
+            // the coroutine runs, left while it is parked (see `monitor::switch`).
+            let span = tracing::trace_span!(
+                "coroutine",
+                id = ?their_thread.id(),
+                name = their_thread.name()
+            );
             EXIT.with(|exit| {
                 *exit.borrow_mut() = Some(ExitGuard {
                     thread: their_thread,
@@ -543,9 +549,6 @@ impl Builder {
                     finished: their_finished,
                 })
             });
-            // A span per coroutine, for subscribers that want trace-level detail: entered while
-            // the coroutine runs, left while it is parked (see `monitor::switch`).
-            let span = tracing::trace_span!("coroutine", id = ?id, name = name.as_deref());
             let _in_span = crate::monitor::coroutine_span(span);
             crate::monitor::enter();
             tracing::trace!("coroutine started");
