@@ -555,6 +555,34 @@ fn http10_keep_alive_only_when_asked() {
 }
 
 #[test]
+fn default_field_limit_is_a_hundred_fields() {
+    watchdog(|| {
+        // The defaults, with a handler that counts the fields it was given.
+        let server = Server::new(|req: Request<Body>| {
+            Response::new(Body::from(req.headers().len().to_string()))
+        });
+        let (server, addr) = start(server);
+        // More fields than fit in the parser's room on the stack (64), but within the limit.
+        for count in [63, 64, 65, 99, 100] {
+            let fields: String = (0..count).map(|i| format!("X-{i}: v{i}\r\n")).collect();
+            let mut conn = connect(addr);
+            conn.write_all(format!("GET / HTTP/1.1\r\n{fields}\r\n").as_bytes())
+                .unwrap();
+            let mut buf = Vec::new();
+            let (status, _, body) = read_response(&mut conn, &mut buf).unwrap();
+            assert_eq!(
+                (status, String::from_utf8(body).unwrap()),
+                (200, count.to_string())
+            );
+        }
+        let fields: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+        let request = format!("GET / HTTP/1.1\r\n{fields}\r\n");
+        assert_eq!(exchange(addr, request.as_bytes()), (Some(431), true));
+        stop(server);
+    });
+}
+
+#[test]
 fn limits_are_answered_then_closed() {
     watchdog(|| {
         let (server, addr) = start(test_server());

@@ -427,18 +427,19 @@ fn serve_one(
 /// is copied once, and the target and field values share that copy.
 fn parse_request(data: &[u8], max_headers: usize) -> Result<Option<(usize, Head)>, StatusCode> {
     // Room for the usual number of fields without touching the heap, left uninitialised:
-    // httparse writes a field before it reads it.
+    // httparse writes a field before it reads it. Only a head with more fields than that (and
+    // a limit that allows them) is parsed again with room on the heap.
     const ON_STACK: usize = 64;
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; ON_STACK];
     let mut heap = Vec::new();
-    let fields = if max_headers <= ON_STACK {
-        &mut stack[..max_headers]
-    } else {
-        heap.resize_with(max_headers, MaybeUninit::uninit);
-        &mut heap[..]
-    };
     let mut req = httparse::Request::new(&mut []);
-    let n = match req.parse_with_uninit_headers(data, fields) {
+    let mut parsed = req.parse_with_uninit_headers(data, &mut stack[..max_headers.min(ON_STACK)]);
+    if matches!(parsed, Err(httparse::Error::TooManyHeaders)) && max_headers > ON_STACK {
+        heap.resize_with(max_headers, MaybeUninit::uninit);
+        req = httparse::Request::new(&mut []);
+        parsed = req.parse_with_uninit_headers(data, &mut heap[..]);
+    }
+    let n = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
