@@ -73,6 +73,121 @@ fn reader_and_writer_share_one_socket() {
 }
 
 #[green::test]
+fn a_read_after_a_short_read_finds_what_came_during_a_write_wait() {
+    // A read that comes back short lets the next read wait before trying (there was nothing
+    // more to read). Here a write on the same socket waits in between and so takes the event
+    // that the next message's arrival raised: the next read must still find that message.
+    let (client, server) = pair();
+    // A lost wake-up would leave the read to end only at this timeout: see the bound below.
+    server
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let server = Arc::new(server);
+    const BIG: usize = 8 << 20; // far beyond the socket buffers: the writer must wait
+    let peer = std::thread::spawn(move || {
+        let mut client = std::net::TcpStream::from(client);
+        client.write_all(b"first").unwrap();
+        let mut ack = [0; 3];
+        client.read_exact(&mut ack).unwrap();
+        assert_eq!(&ack, b"ack");
+        // The next message goes out while the server's writer is (about to be) waiting.
+        client.write_all(b"second").unwrap();
+        let mut big = vec![0; BIG];
+        client.read_exact(&mut big).unwrap();
+        assert!(big.iter().all(|&b| b == 9));
+        client
+    });
+    let mut buf = [0; 1024];
+    let n = (&*server).read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"first", "a short read");
+    (&*server).write_all(b"ack").unwrap();
+    let writer = {
+        let server = server.clone();
+        thread::spawn(move || (&*server).write_all(&vec![9u8; BIG]).unwrap())
+    };
+    writer.join().unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    while got.len() < b"second".len() {
+        let n = (&*server).read(&mut buf).unwrap();
+        assert!(n > 0, "end of stream before the second message");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"second");
+    // The message is already there: only a missed event could make this take long.
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "the second message was found only after {:?}",
+        start.elapsed()
+    );
+    let _client = peer.join().unwrap();
+}
+
+#[green::test]
+fn short_reads_in_a_row_see_every_message() {
+    // Messages that arrive before, while and after the reader waits, one at a time and in
+    // bursts, through read and read_vectored: none is missed or delayed forever.
+    let (client, mut server) = pair();
+    server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    server.set_nodelay(true).unwrap();
+    let peer = std::thread::spawn(move || {
+        let mut client = std::net::TcpStream::from(client);
+        client.set_nodelay(true).unwrap();
+        let mut ack = [0; 1];
+        for round in 0..500u32 {
+            let burst = 1 + round % 3;
+            for i in 0..burst {
+                client.write_all(&[(round + i) as u8; 10]).unwrap();
+            }
+            // Every other round, wait for the answer before sending on.
+            if round % 2 == 0 {
+                client.read_exact(&mut ack).unwrap();
+            }
+        }
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+    });
+    let mut total = 0;
+    let mut buf = [0; 4096];
+    let mut pending_acks = 0u32;
+    let mut round = 0u32;
+    let mut in_round = 0;
+    loop {
+        let n = if round % 4 == 1 {
+            let (a, b) = buf.split_at_mut(7);
+            let mut bufs = [std::io::IoSliceMut::new(a), std::io::IoSliceMut::new(b)];
+            std::io::Read::read_vectored(&mut server, &mut bufs).unwrap()
+        } else {
+            server.read(&mut buf).unwrap()
+        };
+        if n == 0 {
+            break;
+        }
+        total += n;
+        // Count whole rounds received, to answer the rounds the peer waits on.
+        in_round += n;
+        while in_round >= 10 * (1 + round as usize % 3) {
+            in_round -= 10 * (1 + round as usize % 3);
+            if round % 2 == 0 {
+                pending_acks += 1;
+            }
+            round += 1;
+        }
+        for _ in 0..pending_acks {
+            server.write_all(b"k").unwrap();
+        }
+        pending_acks = 0;
+    }
+    assert_eq!(round, 500);
+    assert_eq!(total, (0..500).map(|r| 10 * (1 + r % 3)).sum::<usize>());
+    drop(server);
+    peer.join().unwrap();
+}
+
+#[green::test]
 fn many_acceptors_on_one_listener_all_get_connections() {
     let listener = Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
     let addr = listener.local_addr().unwrap();

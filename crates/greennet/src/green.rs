@@ -38,6 +38,15 @@ fn internal<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// The epoll events after which a socket may stay readable (at its end, or with an error)
+/// without any further event.
+#[cfg(target_os = "linux")]
+const HANG_UP: usize = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as usize;
+
+/// Elsewhere may's events are kqueue's, and reads always try first (see `Green::read_stream`).
+#[cfg(not(target_os = "linux"))]
+const HANG_UP: usize = 0;
+
 /// Which readiness a call waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Dir {
@@ -232,6 +241,16 @@ struct Waits {
     /// A registration of a `dup`, for the other direction while both wait at once. Kept once
     /// made: a socket that waited both ways at once is likely to do so again.
     secondary: OnceCell<(CoIo<Fd>, OwnedFd)>,
+    /// Set by a read of a byte stream that came back short (so the kernel had no more to give
+    /// at that moment) to `primary_waits` as read before it, plus one; 0 when the last read was
+    /// not short. While `primary_waits` still has that value, no wait has cleared `primary`'s
+    /// event flag since, so any byte that arrived after that read has left an event in the flag
+    /// and the next read can wait first instead of making a system call to hear `EAGAIN`.
+    drained: AtomicU64,
+    /// Set once a wait on `primary` has seen the peer hang up, the read side shut down or an
+    /// error (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`): no event need follow such a state, so from
+    /// then on every read tries first. Stored before `primary_waits` counts the wait that saw it.
+    hung_up: AtomicBool,
 }
 
 /// The registration a direction holder waits on, released when dropped.
@@ -373,6 +392,19 @@ impl<T: AsRawFd> Green<T> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.shared.nonblocking() => {}
             done => return done,
         }
+        self.wait_first(dir, until, seen, op)
+    }
+
+    /// The waiting part of [`io_before`](Green::io_before), entered after a try that would
+    /// have blocked (or, from [`read_stream`](Green::read_stream), a read known to have drained
+    /// the socket); `seen` is `primary_waits` as read before that try.
+    fn wait_first<R>(
+        &self,
+        dir: Dir,
+        until: impl FnOnce() -> Option<Instant>,
+        seen: Option<u64>,
+        op: impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
         let own = self
             .shared
             .timeout(dir)
@@ -391,6 +423,51 @@ impl<T: AsRawFd> Green<T> {
                 }
             }
             other => other,
+        }
+    }
+
+    /// [`io_before`](Green::io_before) for reads of a byte stream (TCP, Unix stream) into `len`
+    /// bytes of buffer. A read that fills less than its buffer has drained the socket, and the
+    /// next read on a handle whose last read did so (with no wait in between) skips the system
+    /// call that would only say `EAGAIN` and waits for readiness first, as tokio does. Only a
+    /// coroutine in blocking mode waits first, and only on Linux, where a hang-up is told apart
+    /// (`Waits::hung_up`): a non-blocking handle and a plain thread always try the read.
+    #[inline]
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        until: impl FnOnce() -> Option<Instant>,
+        mut op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let read = |inner: &T| {
+            let Some(waits) = self.waits.get() else {
+                return op(inner);
+            };
+            let before = waits.primary_waits.load(Ordering::SeqCst);
+            let result = op(inner);
+            let short = matches!(result, Ok(n) if n > 0 && n < len);
+            waits
+                .drained
+                .store(if short { before + 1 } else { 0 }, Ordering::Relaxed);
+            result
+        };
+        let drained = self
+            .waits
+            .get()
+            .filter(|w| !w.hung_up.load(Ordering::SeqCst))
+            .map(|w| w.drained.load(Ordering::Relaxed))
+            .filter(|&mark| mark != 0)
+            .map(|mark| mark - 1);
+        match drained {
+            Some(seen)
+                if cfg!(target_os = "linux")
+                    && len > 0
+                    && !self.shared.nonblocking()
+                    && may::coroutine::is_coroutine() =>
+            {
+                self.wait_first(Dir::Read, until, Some(seen), read)
+            }
+            _ => self.io_before(Dir::Read, until, read),
         }
     }
 
@@ -469,7 +546,10 @@ impl<T: AsRawFd> Green<T> {
                 // Returns at once if an event arrived since the last wait; spurious wakes (the
                 // other direction's events, the alarm) only cost one more try.
                 Claim::Primary(waits) => {
-                    crate::monitor::switch(|| waits.primary.wait_io());
+                    let events = crate::monitor::switch(|| waits.primary.wait_io());
+                    if events & HANG_UP != 0 {
+                        waits.hung_up.store(true, Ordering::SeqCst);
+                    }
                     // After the flag was cleared and before the claim is released.
                     waits.primary_waits.fetch_add(1, Ordering::SeqCst);
                 }
@@ -496,6 +576,8 @@ impl<T: AsRawFd> Green<T> {
                 owner: AtomicU8::new(0),
                 primary_waits: AtomicU64::new(0),
                 secondary: OnceCell::new(),
+                drained: AtomicU64::new(0),
+                hung_up: AtomicBool::new(false),
             })
         })
     }

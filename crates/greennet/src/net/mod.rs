@@ -50,18 +50,23 @@ macro_rules! stream_io {
 
         impl ::std::io::Read for &$green {
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                self.0.io($crate::green::Dir::Read, |mut s| {
-                    ::std::io::Read::read(&mut s, buf)
-                })
+                self.0.read_stream(
+                    buf.len(),
+                    || None,
+                    |mut s| ::std::io::Read::read(&mut s, buf),
+                )
             }
 
             fn read_vectored(
                 &mut self,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::io::Result<usize> {
-                self.0.io($crate::green::Dir::Read, |mut s| {
-                    ::std::io::Read::read_vectored(&mut s, bufs)
-                })
+                let len = bufs.iter().map(|b| b.len()).fold(0, usize::saturating_add);
+                self.0.read_stream(
+                    len,
+                    || None,
+                    |mut s| ::std::io::Read::read_vectored(&mut s, bufs),
+                )
             }
         }
 

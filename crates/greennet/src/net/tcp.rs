@@ -107,7 +107,7 @@ impl TcpStream {
         deadline: impl FnOnce() -> Option<Instant>,
     ) -> io::Result<usize> {
         self.0
-            .io_before(Dir::Read, deadline, |mut s| io::Read::read(&mut s, buf))
+            .read_stream(buf.len(), deadline, |mut s| io::Read::read(&mut s, buf))
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm when `true`).
