@@ -272,10 +272,8 @@ fn serve(config: &Config, stream: TcpStream, peer: SocketAddr) {
     }
     let _ = stream.set_nodelay(true);
     let mut conn = Reader::new(stream);
-    // The response head is built here, request after request.
-    let mut out = Vec::with_capacity(512);
     loop {
-        match serve_one(config, &mut conn, &mut out, peer) {
+        match serve_one(config, &mut conn, peer) {
             Next::KeepAlive => continue,
             Next::Close => return,
             Next::Linger => return linger(conn),
@@ -310,12 +308,7 @@ struct Head {
     expect: Option<bool>,
 }
 
-fn serve_one(
-    config: &Config,
-    conn: &mut Reader<TcpStream>,
-    out: &mut Vec<u8>,
-    peer: SocketAddr,
-) -> Next {
+fn serve_one(config: &Config, conn: &mut Reader<TcpStream>, peer: SocketAddr) -> Next {
     // Between requests: wait (idle) for the first byte of the next one. Deadlines are the
     // reader's own rather than `Timeout`s: they cost nothing unless a read has to wait.
     if conn.buffered().is_empty() {
@@ -416,7 +409,7 @@ fn serve_one(
             return refuse(conn, StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
-    match respond(conn.get_mut(), out, response, version, is_head, keep_alive) {
+    match respond(conn.get_mut(), response, version, is_head, keep_alive) {
         Ok(true) => Next::KeepAlive,
         Ok(false) => Next::Linger,
         Err(_) => Next::Close,
@@ -559,8 +552,33 @@ pub(super) fn read_requests_for_fuzzing(data: &[u8]) {
     }
 }
 
+thread_local! {
+    /// The buffer response heads are built in, one per worker thread rather than one per
+    /// connection: it stays in the cache from one request to the next, whichever connection
+    /// they come from. A response takes it for as long as it writes (a coroutine that waits
+    /// while writing keeps it, and the next response on the thread makes a new one).
+    static HEAD: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Sends `response`; `Ok(true)` if the connection may carry another request.
 fn respond(
+    stream: &mut TcpStream,
+    response: Response<Body>,
+    version: Version,
+    is_head: bool,
+    keep_alive: bool,
+) -> io::Result<bool> {
+    let mut head = HEAD.take();
+    head.clear();
+    let result = respond_with(stream, &mut head, response, version, is_head, keep_alive);
+    // A huge head once is no reason to keep its memory.
+    if head.capacity() <= 64 * 1024 {
+        HEAD.set(head);
+    }
+    result
+}
+
+fn respond_with(
     stream: &mut TcpStream,
     head: &mut Vec<u8>,
     response: Response<Body>,
@@ -571,11 +589,6 @@ fn respond(
     let (parts, body) = response.into_parts();
     let status = parts.status;
 
-    head.clear();
-    if head.capacity() > 64 * 1024 {
-        // A huge head once is no reason to keep its memory for the connection's life.
-        *head = Vec::with_capacity(512);
-    }
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(status.as_str().as_bytes());
     head.push(b' ');
