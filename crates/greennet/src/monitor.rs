@@ -67,7 +67,10 @@ fn nanos_since_epoch(at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// This worker thread's slot, registered on first use.
+/// This worker thread's slot, registered on first use. Never inlined: [`switch`] calls it
+/// before and after a coroutine waits, and the coroutine may come back on another worker
+/// thread, whose slot must be looked up afresh rather than through an address computed before.
+#[inline(never)]
 fn with_slot(f: impl FnOnce(&Slot)) {
     SLOT.with(|cell| {
         let slot = cell.get_or_init(|| {

@@ -26,7 +26,10 @@
 //! - **Thread-locals** (`thread_local!`, and anything built on them) belong to the worker thread,
 //!   not to the coroutine. A coroutine can move to another worker whenever it waits, and other
 //!   coroutines on the same worker see the same values. Do not hold a thread-local borrow across
-//!   a call that can wait.
+//!   a call that can wait. Nor is a `with` after a wait safe in the same function as one before
+//!   it: the compiler takes a function to stay on one thread and may reuse the thread-local's
+//!   address it computed before the wait, which by then belongs to another thread. Reach
+//!   thread-locals from coroutine code through `#[inline(never)]` functions, as greennet does.
 //! - **Blocking calls outside greennet** (std's sockets, std's `Mutex` while another coroutine
 //!   holds it, a CPU-bound loop) hold the whole worker and every coroutine queued on it. Use
 //!   greennet's types, or move such work to a real thread.
@@ -242,6 +245,23 @@ pub fn yield_now() {
     if !may::coroutine::is_coroutine() {
         return std::thread::yield_now();
     }
+    if !fair_step_due() {
+        return crate::monitor::switch(may::coroutine::yield_now);
+    }
+    let wake = crate::green::alarm::Wake::Coroutine(may::coroutine::current());
+    let _alarm = crate::green::alarm::set(Instant::now(), wake);
+    // Returns when the alarm thread unparks us (or at once if a token was already there).
+    crate::monitor::switch(may::coroutine::park);
+}
+
+/// Whether this worker's [`yield_now`] should step out through may's global queue now.
+///
+/// Never inlined, like every function here that reaches a thread-local from a coroutine: a
+/// coroutine can move to another worker thread whenever it waits, while code inlined into a
+/// caller may keep using the thread-local address it computed before the wait (the compiler
+/// takes the thread to be the same for the whole call), and so touch another thread's copy.
+#[inline(never)]
+fn fair_step_due() -> bool {
     thread_local! {
         static YIELDS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
         static LAST_FAIR: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
@@ -252,7 +272,7 @@ pub fn yield_now() {
         n.get()
     });
     let now = (count.is_multiple_of(32)).then(Instant::now);
-    let due = now.is_some_and(|now| {
+    now.is_some_and(|now| {
         LAST_FAIR.with(|last| match last.get() {
             Some(at) if now.duration_since(at) < FAIR_YIELD_INTERVAL => false,
             _ => {
@@ -260,14 +280,7 @@ pub fn yield_now() {
                 true
             }
         })
-    });
-    if !due {
-        return crate::monitor::switch(may::coroutine::yield_now);
-    }
-    let wake = crate::green::alarm::Wake::Coroutine(may::coroutine::current());
-    let _alarm = crate::green::alarm::set(Instant::now(), wake);
-    // Returns when the alarm thread unparks us (or at once if a token was already there).
-    crate::monitor::switch(may::coroutine::park);
+    })
 }
 
 /// How often, at most, [`yield_now`] on one worker steps out through may's global queue so that
@@ -524,7 +537,7 @@ impl Builder {
             if local {
                 // Started inside `spawn` (below), on the spawner's OS thread: the spawner's
                 // "quiet while allocating" flag is not about this coroutine.
-                SPAWNING.with(|s| s.set(false));
+                set_spawning(false);
                 // Step straight back out to the spawner. may's yield queues this coroutine on
                 // its worker's own queue (no system call, and other workers can steal it), so
                 // the spawner carries on at once, as after std's spawn.
@@ -595,7 +608,7 @@ impl Builder {
         // round-robin global queue and wake the other worker through its eventfd: a cross-thread
         // wake-up per spawn, 30 µs per spawn+join here against well under 1 µs this way
         // (docs/benchmarks.md). From a plain thread there is no worker to queue it on.
-        SPAWNING.with(|s| s.set(true));
+        set_spawning(true);
         let spawned = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: may marks spawning unsafe for two hazards. Stack overflow: every stack has a
             // guard page, so overflow is reported instead of corrupting memory. Thread-local
@@ -612,7 +625,7 @@ impl Builder {
                 }
             }
         }));
-        SPAWNING.with(|s| s.set(false));
+        set_spawning(false);
         let handle = match spawned {
             Ok(Ok(handle)) => handle,
             // The closure never ran and is gone, so no guard will end this coroutine's place in
@@ -647,6 +660,18 @@ thread_local! {
     /// Set while may allocates a coroutine stack, so the panic hook stays quiet about a refusal
     /// that `spawn` turns into an `io::Error`.
     static SPAWNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Never inlined (see [`fair_step_due`]).
+#[inline(never)]
+fn set_spawning(on: bool) {
+    SPAWNING.with(|s| s.set(on));
+}
+
+/// Never inlined (see [`fair_step_due`]).
+#[inline(never)]
+fn spawning() -> bool {
+    SPAWNING.with(|s| s.get())
 }
 
 /// The error for a stack the OS refused, naming the kernel's mapping limit when that is the
@@ -1029,7 +1054,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 pub(crate) fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if SPAWNING.with(|s| s.get()) {
+        if spawning() {
             return;
         }
         if !may::coroutine::is_coroutine() {

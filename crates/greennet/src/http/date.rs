@@ -12,7 +12,10 @@ thread_local! {
     static CACHE: RefCell<(u64, [u8; LEN])> = const { RefCell::new((u64::MAX, [0; LEN])) };
 }
 
-/// Appends the current time as an HTTP-date.
+/// Appends the current time as an HTTP-date. Never inlined: the thread-local's address must be
+/// taken afresh on each call, since the calling coroutine may have moved to another worker
+/// thread since its last one (see `take_head` in the server).
+#[inline(never)]
 pub(crate) fn push_now(out: &mut Vec<u8>) {
     // A clock set before 1970 is dated at 1970 rather than refused.
     let now = SystemTime::now()

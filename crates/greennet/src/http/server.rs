@@ -560,6 +560,21 @@ thread_local! {
     static HEAD: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
+// The thread-local is reached only inside these two functions, which are never inlined: a
+// coroutine may wait, and so move to another worker thread, between taking the buffer and
+// giving it back, and code inlined into the caller could go on using the address of the first
+// thread's copy, which the compiler takes to be the same for the whole call.
+
+#[inline(never)]
+fn take_head() -> Vec<u8> {
+    HEAD.take()
+}
+
+#[inline(never)]
+fn give_back_head(head: Vec<u8>) {
+    HEAD.set(head);
+}
+
 /// Sends `response`; `Ok(true)` if the connection may carry another request.
 fn respond(
     stream: &mut TcpStream,
@@ -568,12 +583,12 @@ fn respond(
     is_head: bool,
     keep_alive: bool,
 ) -> io::Result<bool> {
-    let mut head = HEAD.take();
+    let mut head = take_head();
     head.clear();
     let result = respond_with(stream, &mut head, response, version, is_head, keep_alive);
     // A huge head once is no reason to keep its memory.
     if head.capacity() <= 64 * 1024 {
-        HEAD.set(head);
+        give_back_head(head);
     }
     result
 }

@@ -211,13 +211,23 @@ pub(crate) fn internal<R>(f: impl FnOnce() -> R) -> R {
     struct Reset(bool);
     impl Drop for Reset {
         fn drop(&mut self) {
-            INTERNAL.with(|i| i.set(self.0));
+            set_internal(self.0);
         }
     }
-    let _reset = Reset(INTERNAL.with(|i| i.replace(true)));
+    let _reset = Reset(set_internal(true));
     f()
 }
 
+/// Sets the mark and returns what it was. Never inlined: a coroutine can move to another worker
+/// thread whenever it waits, and code inlined into a caller may keep using a thread-local
+/// address computed before the wait, which is another thread's copy after it.
+#[inline(never)]
+fn set_internal(on: bool) -> bool {
+    INTERNAL.with(|i| i.replace(on))
+}
+
+/// Never inlined, as [`set_internal`].
+#[inline(never)]
 fn is_internal() -> bool {
     INTERNAL.with(|i| i.get())
 }
