@@ -142,7 +142,7 @@ fn short_reads_in_a_row_see_every_message() {
                 client.write_all(&[(round + i) as u8; 10]).unwrap();
             }
             // Every other round, wait for the answer before sending on.
-            if round % 2 == 0 {
+            if round.is_multiple_of(2) {
                 client.read_exact(&mut ack).unwrap();
             }
         }
@@ -171,7 +171,7 @@ fn short_reads_in_a_row_see_every_message() {
         in_round += n;
         while in_round >= 10 * (1 + round as usize % 3) {
             in_round -= 10 * (1 + round as usize % 3);
-            if round % 2 == 0 {
+            if round.is_multiple_of(2) {
                 pending_acks += 1;
             }
             round += 1;
