@@ -124,6 +124,30 @@ fn a_read_after_a_short_read_finds_what_came_during_a_write_wait() {
 }
 
 #[green::test]
+fn read_timeout_after_a_short_read_is_std_would_block() {
+    // The read after a short one waits before it tries; its timeout still ends it as std's
+    // does, and data that comes later is still read.
+    let (mut client, mut server) = pair();
+    client.write_all(b"one").unwrap();
+    let mut buf = [0; 64];
+    assert_eq!(server.read(&mut buf).unwrap(), 3);
+    server
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let start = Instant::now();
+    let err = server.read(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock);
+    assert!(
+        start.elapsed() >= Duration::from_millis(45),
+        "{:?}",
+        start.elapsed()
+    );
+    client.write_all(b"two").unwrap();
+    assert_eq!(server.read(&mut buf).unwrap(), 3);
+    assert_eq!(&buf[..3], b"two");
+}
+
+#[green::test]
 fn short_reads_in_a_row_see_every_message() {
     // Messages that arrive before, while and after the reader waits, one at a time and in
     // bursts, through read and read_vectored: none is missed or delayed forever.

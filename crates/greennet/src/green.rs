@@ -392,7 +392,7 @@ impl<T: AsRawFd> Green<T> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.shared.nonblocking() => {}
             done => return done,
         }
-        self.wait_first(dir, until, seen, op)
+        self.wait_first(dir, until, seen, true, op)
     }
 
     /// The waiting part of [`io_before`](Green::io_before), entered after a try that would
@@ -403,6 +403,7 @@ impl<T: AsRawFd> Green<T> {
         dir: Dir,
         until: impl FnOnce() -> Option<Instant>,
         seen: Option<u64>,
+        attempted: bool,
         op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
         let own = self
@@ -414,7 +415,7 @@ impl<T: AsRawFd> Green<T> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        match self.wait_then_retry(dir, deadline, seen, op) {
+        match self.wait_then_retry(dir, deadline, seen, attempted, op) {
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 if until.is_some_and(|u| own.is_none_or(|o| u <= o)) {
                     Err(io::ErrorKind::TimedOut.into())
@@ -465,7 +466,7 @@ impl<T: AsRawFd> Green<T> {
                     && !self.shared.nonblocking()
                     && may::coroutine::is_coroutine() =>
             {
-                self.wait_first(Dir::Read, until, Some(seen), read)
+                self.wait_first(Dir::Read, until, Some(seen), false, read)
             }
             _ => self.io_before(Dir::Read, until, read),
         }
@@ -479,16 +480,19 @@ impl<T: AsRawFd> Green<T> {
         deadline: Option<Instant>,
         op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.wait_then_retry(dir, deadline, None, op)
+        self.wait_then_retry(dir, deadline, None, false, op)
     }
 
     /// `io_until` after a failed try; `seen` is `primary_waits` as read before that try, if the
-    /// handle was registered then.
+    /// handle was registered then. `attempted` says whether this call has made its operation
+    /// yet: a read that waits first has not, and makes it once before it gives up at its
+    /// deadline, as a blocking call that found its data there would have returned it.
     fn wait_then_retry<R>(
         &self,
         dir: Dir,
         deadline: Option<Instant>,
         seen: Option<u64>,
+        mut attempted: bool,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
         // A timeout around the caller (crate::timeout) may end the wait sooner than `deadline`.
@@ -526,6 +530,7 @@ impl<T: AsRawFd> Green<T> {
         let mut alarm: Option<Instant> = None;
         loop {
             if !tried {
+                attempted = true;
                 match op(&self.inner) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     done => return done,
@@ -536,6 +541,12 @@ impl<T: AsRawFd> Green<T> {
             if let Some(limit) = limit {
                 let now = Instant::now();
                 if deadline.is_some_and(|d| now >= d) {
+                    if !attempted {
+                        match op(&self.inner) {
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                            done => return done,
+                        }
+                    }
                     return Err(io::ErrorKind::TimedOut.into());
                 }
                 if alarm.is_none_or(|at| at <= now) {
