@@ -7,7 +7,8 @@
 //! - an echo server on `greennet::net::TcpListener`, and clients that send payloads of random
 //!   length and check every byte that comes back;
 //! - a `greennet::http::Server` with an echo route and a sleeping one, asked by
-//!   `greennet::http::client`, every answer checked;
+//!   `greennet::http::client`, every answer checked, and a hello route that keep-alive clients
+//!   ask back to back (sometimes two pipelined requests at once), as in the HTTP benchmark;
 //! - `Pool::map` batches, and `greennet::timeout` calls of which some are arranged to expire
 //!   (around a sleep, a socket read, a pool map) and the others to finish;
 //! - connections opened and abandoned: closed with a request or payload half sent, reset, or
@@ -47,6 +48,10 @@ use std::time::{Duration, Instant};
 const ECHO_CLIENTS: u64 = 200;
 /// Coroutines that make HTTP requests.
 const HTTP_CLIENTS: u64 = 48;
+/// Coroutines that keep one HTTP connection each and send requests on it back to back, some
+/// pipelined: the many small requests of a keep-alive benchmark, whose connections move
+/// between workers at every wait.
+const KEEP_ALIVE_CLIENTS: u64 = 100;
 /// Coroutines that run `Pool::map` batches.
 const MAPPERS: u64 = 4;
 /// Coroutines that run timeouts, some arranged to expire.
@@ -481,6 +486,12 @@ fn app(req: Request<Body>) -> Response<Body> {
     if path == "/echo" {
         return Response::new(req.into_body());
     }
+    if path == "/hello" {
+        return Response::builder()
+            .header("Content-Type", "text/plain")
+            .body(Body::from("hello"))
+            .expect("a static response");
+    }
     if let Some(ms) = path.strip_prefix("/sleep/").and_then(|ms| ms.parse().ok()) {
         thread::sleep(Duration::from_millis(ms));
         return Response::new(Body::from(format!("slept {ms}")));
@@ -514,6 +525,7 @@ fn run_load(servers: &Servers, stats: &Arc<Stats>, dur: Duration, started: Insta
     };
     spawn(ECHO_CLIENTS, echo_client);
     spawn(HTTP_CLIENTS, http_client);
+    spawn(KEEP_ALIVE_CLIENTS, keep_alive_client);
     spawn(MAPPERS, mapper);
     spawn(TIMERS, timer);
     spawn(ABANDONERS, abandoner);
@@ -674,6 +686,78 @@ fn http_client(ctx: &Ctx, mut rng: Rng) {
         }
         ctx.stats.http_requests.fetch_add(1, Relaxed);
     }
+}
+
+/// One connection, and on it one or two `GET /hello` at a time (two written together, then both
+/// answers read), each answer checked to the byte.
+fn keep_alive_client(ctx: &Ctx, mut rng: Rng) {
+    const REQUEST: &[u8] = b"GET /hello HTTP/1.1\r\nHost: soak\r\n\r\n";
+    let Some(mut conn) = ctx.call("keep-alive connect", || TcpStream::connect(ctx.http)) else {
+        return;
+    };
+    let mut buf = Vec::new();
+    while ctx.running() {
+        let batch = 1 + rng.below(2) as usize;
+        let answers = ctx.call("keep-alive requests", || {
+            conn.write_all(&REQUEST.repeat(batch))?;
+            (0..batch)
+                .map(|_| read_http_answer(&mut conn, &mut buf))
+                .collect::<io::Result<Vec<_>>>()
+        });
+        let Some(answers) = answers else {
+            return;
+        };
+        for (status, body) in answers {
+            if status != 200 || body != b"hello" {
+                ctx.stats.fail(format!(
+                    "keep-alive: /hello answered {status} with {} bytes",
+                    body.len()
+                ));
+            }
+            ctx.stats.http_requests.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 answer with a `Content-Length` from `conn`, keeping what follows it in
+/// `buf`: (status, body).
+fn read_http_answer(conn: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<(u16, Vec<u8>)> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0; 4096];
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            return Err(bad("the connection ended inside an answer's head"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| bad("a head not in UTF-8"))?;
+    let status = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status code"))?;
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .ok_or_else(|| bad("no Content-Length"))?;
+    while buf.len() < head_end + length {
+        let mut chunk = [0; 4096];
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            return Err(bad("the connection ended inside an answer's body"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = buf[head_end..head_end + length].to_vec();
+    buf.drain(..head_end + length);
+    Ok((status, body))
 }
 
 /// `Pool::map` batches of 1 to 64 items, each sleeping up to 2 ms; the results must come back
