@@ -334,13 +334,16 @@ fn park_until(own: Option<Instant>) {
         wait.arm(|| Wake::Coroutine(may::coroutine::current()));
         if !wait.pending() {
             match deadline {
-                // may's timed park counts whole milliseconds and treats 0 as "never".
+                // On greennet's alarm thread, as `sleep` and socket waits are, not may's timed
+                // park: a test of 1,000 coroutines in timed parks cut short by early unparks
+                // hung once with may's timer. The alarm unparks through the same token as
+                // `Thread::unpark`, so one that goes off just as the park ends early leaves a
+                // token behind and the next park returns at once: a spurious wake-up, which
+                // `park` allows.
                 Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if !left.is_zero() {
-                        crate::monitor::switch(|| {
-                            may::coroutine::park_timeout(left.max(Duration::from_millis(1)))
-                        });
+                    if d > Instant::now() {
+                        let _alarm = alarm::set(d, Wake::Coroutine(may::coroutine::current()));
+                        crate::monitor::switch(may::coroutine::park);
                     }
                 }
                 None => crate::monitor::switch(may::coroutine::park),
