@@ -6,7 +6,7 @@
 //! thread rather than may's timed park.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -46,6 +46,10 @@ impl Waiters {
         let mut queue = self.queue();
         queue.push_back(waiter.clone());
         self.len.fetch_add(1, Ordering::SeqCst);
+        drop(queue);
+        // Pairs with the fence in `wake_one` and `wake_all`: either the waker sees this waiter
+        // counted, or the caller's re-check (after this returns) sees the waker's change.
+        fence(Ordering::SeqCst);
         waiter
     }
 
@@ -99,6 +103,11 @@ impl Waiters {
 
     /// Wakes the longest waiter, if any; returns whether there was one.
     pub(crate) fn wake_one(&self) -> bool {
+        // The caller has just made the condition true, perhaps with a plain release store; the
+        // fence keeps that store from being passed by the load of `len` below (a store buffer
+        // allows it), which would let a waiter that registered meanwhile miss both the change
+        // and the wake. Pairs with the fence in `register`.
+        fence(Ordering::SeqCst);
         if self.len.load(Ordering::SeqCst) == 0 {
             return false;
         }
@@ -122,6 +131,8 @@ impl Waiters {
 
     /// Wakes every waiter.
     pub(crate) fn wake_all(&self) {
+        // As in `wake_one`.
+        fence(Ordering::SeqCst);
         if self.len.load(Ordering::SeqCst) == 0 {
             return;
         }
