@@ -429,6 +429,87 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn heads_end_at_their_first_empty_line() {
+    watchdog(|| {
+        let (server, addr) = start(test_server());
+        let mut conn = connect(addr);
+        // Empty lines before a request line are skipped; bare line feeds end lines as CRLF
+        // does; a head and the next one may arrive in the same read or split anywhere.
+        conn.write_all(b"\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        conn.write_all(b"GET /b HTTP/1.1\nHost: x\n\nGET /c HTTP/1.1\r\nHost: x\n\r\n")
+            .unwrap();
+        conn.write_all(b"GET /d HTTP/1.1\r\nHo").unwrap();
+        let mut buf = Vec::new();
+        let mut bodies = Vec::new();
+        for _ in 0..3 {
+            let (_, _, body) = read_response(&mut conn, &mut buf).unwrap();
+            bodies.push(String::from_utf8(body).unwrap());
+        }
+        conn.write_all(b"st: x\r\n\r").unwrap();
+        conn.write_all(b"\n").unwrap();
+        let (_, _, body) = read_response(&mut conn, &mut buf).unwrap();
+        bodies.push(String::from_utf8(body).unwrap());
+        assert_eq!(
+            bodies,
+            [
+                "not found: /a",
+                "not found: /b",
+                "not found: /c",
+                "not found: /d"
+            ]
+        );
+        stop(server);
+    });
+}
+
+#[test]
+fn request_fields_kept_by_the_handler_outlive_the_read_buffer() {
+    watchdog(|| {
+        // A request's target and field values share the connection's read buffer. A handler
+        // that keeps them (here, all of them) must see them unchanged while the connection
+        // reads many times that buffer's size of further requests.
+        let kept = Arc::new(greennet::sync::Mutex::new(Vec::new()));
+        let keeper = kept.clone();
+        let server = Server::new(move |req: Request<Body>| {
+            let tag = req.headers()["x-tag"].clone();
+            keeper.lock().unwrap().push((req.uri().clone(), tag));
+            Response::new(Body::empty())
+        });
+        let (server, addr) = start(server);
+        let mut conn = connect(addr);
+        let mut buf = Vec::new();
+        const REQUESTS: usize = 3000;
+        for batch in (0..REQUESTS).collect::<Vec<_>>().chunks(100) {
+            let mut requests = Vec::new();
+            for i in batch {
+                requests.extend_from_slice(
+                    format!(
+                        "GET /kept/{i}?{} HTTP/1.1\r\nX-Tag: tag-{i:05}\r\n\r\n",
+                        "q".repeat(i % 50)
+                    )
+                    .as_bytes(),
+                );
+            }
+            conn.write_all(&requests).unwrap();
+            for _ in batch {
+                let (status, _, _) = read_response(&mut conn, &mut buf).unwrap();
+                assert_eq!(status, 200);
+            }
+        }
+        let kept = kept.lock().unwrap();
+        assert_eq!(kept.len(), REQUESTS);
+        for (i, (uri, tag)) in kept.iter().enumerate() {
+            assert_eq!(uri.path(), format!("/kept/{i}"));
+            assert_eq!(uri.query(), Some("q".repeat(i % 50).as_str()));
+            assert_eq!(tag, format!("tag-{i:05}").as_str());
+        }
+        drop(kept);
+        stop(server);
+    });
+}
+
+#[test]
 fn responses_are_dated_unless_the_handler_dates_them() {
     watchdog(|| {
         let (server, addr) = start(Server::new(|req: Request<Body>| {

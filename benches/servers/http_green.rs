@@ -8,7 +8,7 @@ fn main() -> std::io::Result<()> {
     let server = Server::new(|_request| {
         Response::builder()
             .header("Content-Type", "text/plain")
-            .body(Body::from("hello"))
+            .body(Body::from_static(b"hello"))
             .expect("a static response")
     })
     .bind(format!("127.0.0.1:{port}"))?;

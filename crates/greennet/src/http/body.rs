@@ -30,6 +30,8 @@ pub(super) enum Inner {
     #[default]
     Empty,
     Bytes(Vec<u8>),
+    /// Bytes that live for the whole program: sent from where they are, never copied.
+    Static(&'static [u8]),
     Reader(Box<dyn Read + Send>),
 }
 
@@ -37,6 +39,20 @@ impl Body {
     /// A body with no bytes.
     pub fn empty() -> Body {
         Body(Inner::Empty)
+    }
+
+    /// A body of bytes that live as long as the program (a literal, say), sent from where
+    /// they are: unlike `Body::from(&str)`, it neither allocates nor copies.
+    ///
+    /// ```
+    /// use greennet::http::Body;
+    ///
+    /// let body = Body::from_static(b"hello");
+    /// assert_eq!(body.known_len(), Some(5));
+    /// assert_eq!(body.as_bytes(), Some(&b"hello"[..]));
+    /// ```
+    pub fn from_static(bytes: &'static [u8]) -> Body {
+        Body(Inner::Static(bytes))
     }
 
     /// A body read from `reader` as it is sent, for content too large to hold in memory or
@@ -51,6 +67,7 @@ impl Body {
         match &self.0 {
             Inner::Empty => Some(0),
             Inner::Bytes(b) => Some(b.len() as u64),
+            Inner::Static(b) => Some(b.len() as u64),
             Inner::Reader(_) => None,
         }
     }
@@ -60,6 +77,7 @@ impl Body {
         match &self.0 {
             Inner::Empty => Some(&[]),
             Inner::Bytes(b) => Some(b),
+            Inner::Static(b) => Some(b),
             Inner::Reader(_) => None,
         }
     }
@@ -69,6 +87,7 @@ impl Body {
         match self.0 {
             Inner::Empty => Ok(Vec::new()),
             Inner::Bytes(b) => Ok(b),
+            Inner::Static(b) => Ok(b.to_vec()),
             Inner::Reader(mut r) => {
                 let mut out = Vec::new();
                 r.read_to_end(&mut out)?;
@@ -120,6 +139,7 @@ impl fmt::Debug for Body {
         match &self.0 {
             Inner::Empty => f.write_str("Body(empty)"),
             Inner::Bytes(b) => write!(f, "Body({} bytes)", b.len()),
+            Inner::Static(b) => write!(f, "Body({} bytes)", b.len()),
             Inner::Reader(_) => f.write_str("Body(reader)"),
         }
     }

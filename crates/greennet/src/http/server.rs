@@ -292,12 +292,9 @@ enum Next {
     Linger,
 }
 
-/// The parts of a request head, owned, and what its fields say about the connection.
+/// What a request head's fields say about the connection (the rest of the head is parsed into
+/// the request itself).
 struct Head {
-    method: Method,
-    uri: Uri,
-    version: Version,
-    headers: HeaderMap,
     /// `Connection: close`.
     close: bool,
     /// `Connection: keep-alive`.
@@ -308,6 +305,13 @@ struct Head {
     expect: Option<bool>,
 }
 
+// The request loop is split into functions that are never inlined into one another: a
+// connection's coroutine resumes on a stack that other connections have pushed out of the cache,
+// and every stack line a request touches is a cache miss. Kept apart, the phases (waiting,
+// parsing, handling and answering) reuse the same few lines below a small `serve_one` frame,
+// instead of each having its own slots in one wide frame.
+
+#[inline(never)]
 fn serve_one(config: &Config, conn: &mut Reader<TcpStream>, peer: SocketAddr) -> Next {
     // Between requests: wait (idle) for the first byte of the next one. Deadlines are the
     // reader's own rather than `Timeout`s: they cost nothing unless a read has to wait.
@@ -318,26 +322,16 @@ fn serve_one(config: &Config, conn: &mut Reader<TcpStream>, peer: SocketAddr) ->
             _ => return Next::Close,
         }
     }
-
-    // The head, within one deadline however it trickles in.
-    conn.set_deadline(Deadline::After(config.read_timeout));
-    let head = conn.read_head(config.max_request_line, config.max_head_size, |data| {
-        parse_request(data, config.max_headers)
-    });
-    let head = match head {
+    // The head is parsed straight into the request, rather than returned and moved: every
+    // move of it writes a few hundred bytes of cold stack.
+    let mut request = Request::new(Body::empty());
+    let head = match read_request(config, conn, &mut request) {
         Ok(head) => head,
-        Err(HeadError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
-            return refuse(conn, StatusCode::REQUEST_TIMEOUT)
-        }
-        Err(HeadError::Io(_) | HeadError::Eof) => return Next::Close,
-        Err(HeadError::LineTooLong) => return refuse(conn, StatusCode::URI_TOO_LONG),
-        Err(HeadError::HeadTooLarge) => {
-            return refuse(conn, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-        }
-        Err(HeadError::Parse(status)) => return refuse(conn, status),
+        Err(next) => return next,
     };
 
-    let mut keep_alive = match head.version {
+    let version = request.version();
+    let mut keep_alive = match version {
         Version::HTTP_11 => !head.close,
         _ => head.keep_alive,
     };
@@ -345,62 +339,65 @@ fn serve_one(config: &Config, conn: &mut Reader<TcpStream>, peer: SocketAddr) ->
         Ok(framing) => framing,
         Err(()) => return refuse(conn, StatusCode::BAD_REQUEST),
     };
-    if framing == Some(Framing::Chunked) && head.version != Version::HTTP_11 {
+    if framing == Some(Framing::Chunked) && version != Version::HTTP_11 {
         // Chunked from an HTTP/1.0 client is read, but the framing is not to be trusted for
         // what follows.
         keep_alive = false;
     }
-    if let Some(Framing::Length(n)) = framing {
-        if n > config.max_body as u64 {
-            return refuse(conn, StatusCode::PAYLOAD_TOO_LARGE);
+    // The usual request has no body and expects nothing: the rest is kept out of line.
+    if framing.is_some() || head.expect.is_some() {
+        if let Err(next) = read_body(config, conn, &mut request, framing, head.expect) {
+            return next;
         }
     }
-    let has_body = matches!(framing, Some(Framing::Chunked) | Some(Framing::Length(1..)));
-    if let Some(continue_100) = head.expect {
-        if !continue_100 {
-            return refuse(conn, StatusCode::EXPECTATION_FAILED);
-        }
-        if has_body
-            && head.version == Version::HTTP_11
-            && conn
-                .get_mut()
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .is_err()
-        {
-            return Next::Close;
-        }
-    }
-
-    // The body, within a deadline of its own.
-    let mut body = Vec::new();
-    if has_body {
-        conn.set_deadline(Deadline::After(config.read_timeout));
-        let read = match framing {
-            Some(Framing::Length(n)) => conn.read_exact_into(n, &mut body),
-            _ => conn.read_chunked_into(config.max_body, config.max_head_size, &mut body),
-        };
-        match read {
-            Ok(()) => {}
-            Err(BodyError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
-                return refuse(conn, StatusCode::REQUEST_TIMEOUT)
-            }
-            Err(BodyError::Io(_) | BodyError::Eof) => return Next::Close,
-            Err(BodyError::Invalid) => return refuse(conn, StatusCode::BAD_REQUEST),
-            Err(BodyError::TooLarge) => return refuse(conn, StatusCode::PAYLOAD_TOO_LARGE),
-        }
-    }
-
-    let is_head = head.method == Method::HEAD;
-    let version = head.version;
-    let mut request = Request::new(Body::from(body));
-    *request.method_mut() = head.method;
-    *request.uri_mut() = head.uri;
-    *request.version_mut() = head.version;
-    *request.headers_mut() = head.headers;
     if config.peer_addr {
         request.extensions_mut().insert(peer);
     }
+    answer(config, conn, request, keep_alive)
+}
 
+/// Reads and parses a request head (within one deadline however it trickles in), or says how
+/// to end the connection instead.
+#[inline(never)]
+fn read_request(
+    config: &Config,
+    conn: &mut Reader<TcpStream>,
+    request: &mut Request<Body>,
+) -> Result<Head, Next> {
+    conn.set_deadline(Deadline::After(config.read_timeout));
+    loop {
+        let head = conn.read_head_bytes(config.max_request_line, config.max_head_size, |data| {
+            check_start(data, config.max_headers)
+        });
+        let refused = match head {
+            Ok(head) => match parse_head(&head, config.max_headers, request) {
+                Ok(Some(head)) => return Ok(head),
+                // Empty lines before a request line are skipped (RFC 9112, section 2.2).
+                Ok(None) => continue,
+                Err(status) => status,
+            },
+            Err(HeadError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                StatusCode::REQUEST_TIMEOUT
+            }
+            Err(HeadError::Io(_) | HeadError::Eof) => return Err(Next::Close),
+            Err(HeadError::LineTooLong) => StatusCode::URI_TOO_LONG,
+            Err(HeadError::HeadTooLarge) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Err(HeadError::Parse(status)) => status,
+        };
+        return Err(refuse(conn, refused));
+    }
+}
+
+/// Runs the handler on `request` and sends its response.
+#[inline(never)]
+fn answer(
+    config: &Config,
+    conn: &mut Reader<TcpStream>,
+    request: Request<Body>,
+    keep_alive: bool,
+) -> Next {
+    let version = request.version();
+    let is_head = request.method() == Method::HEAD;
     let response = match catch_unwind(AssertUnwindSafe(|| (config.handler)(request))) {
         Ok(response) => response,
         Err(payload) if Killed::is(&*payload) => resume_unwind(payload),
@@ -416,13 +413,73 @@ fn serve_one(config: &Config, conn: &mut Reader<TcpStream>, peer: SocketAddr) ->
     }
 }
 
-/// httparse's view of `data` turned into owned parts, or the status that refuses it. The head
-/// is copied once, and the target and field values share that copy.
-fn parse_request(data: &[u8], max_headers: usize) -> Result<Option<(usize, Head)>, StatusCode> {
-    // Room for the usual number of fields without touching the heap, left uninitialised:
-    // httparse writes a field before it reads it. Only a head with more fields than that (and
-    // a limit that allows them) is parsed again with room on the heap.
-    const ON_STACK: usize = 64;
+/// Answers an `Expect` field and reads the body that `framing` announces into `request`, or
+/// says how to end the connection instead.
+#[cold]
+#[inline(never)]
+fn read_body(
+    config: &Config,
+    conn: &mut Reader<TcpStream>,
+    request: &mut Request<Body>,
+    framing: Option<Framing>,
+    expect: Option<bool>,
+) -> Result<(), Next> {
+    if let Some(Framing::Length(n)) = framing {
+        if n > config.max_body as u64 {
+            return Err(refuse(conn, StatusCode::PAYLOAD_TOO_LARGE));
+        }
+    }
+    let has_body = matches!(framing, Some(Framing::Chunked) | Some(Framing::Length(1..)));
+    if let Some(continue_100) = expect {
+        if !continue_100 {
+            return Err(refuse(conn, StatusCode::EXPECTATION_FAILED));
+        }
+        if has_body
+            && request.version() == Version::HTTP_11
+            && conn
+                .get_mut()
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .is_err()
+        {
+            return Err(Next::Close);
+        }
+    }
+    if !has_body {
+        return Ok(());
+    }
+    // The body, within a deadline of its own.
+    let mut body = Vec::new();
+    conn.set_deadline(Deadline::After(config.read_timeout));
+    let read = match framing {
+        Some(Framing::Length(n)) => conn.read_exact_into(n, &mut body),
+        _ => conn.read_chunked_into(config.max_body, config.max_head_size, &mut body),
+    };
+    match read {
+        Ok(()) => {
+            *request.body_mut() = Body::from(body);
+            Ok(())
+        }
+        Err(BodyError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+            Err(refuse(conn, StatusCode::REQUEST_TIMEOUT))
+        }
+        Err(BodyError::Io(_) | BodyError::Eof) => Err(Next::Close),
+        Err(BodyError::Invalid) => Err(refuse(conn, StatusCode::BAD_REQUEST)),
+        Err(BodyError::TooLarge) => Err(refuse(conn, StatusCode::PAYLOAD_TOO_LARGE)),
+    }
+}
+
+/// Room for the usual number of header fields on the stack, left uninitialised (httparse writes
+/// a field before it reads it); only a head with more fields than that, and a limit that allows
+/// them, is parsed again with room on the heap.
+const ON_STACK: usize = 16;
+
+/// httparse's verdict on `data` (allowing at most `max_headers` fields), handed to `then` with
+/// the parsed view.
+fn with_parsed<R>(
+    data: &[u8],
+    max_headers: usize,
+    then: impl FnOnce(httparse::Result<usize>, &httparse::Request<'_, '_>) -> R,
+) -> R {
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; ON_STACK];
     let mut heap = Vec::new();
     let mut req = httparse::Request::new(&mut []);
@@ -432,23 +489,55 @@ fn parse_request(data: &[u8], max_headers: usize) -> Result<Option<(usize, Head)
         req = httparse::Request::new(&mut []);
         parsed = req.parse_with_uninit_headers(data, &mut heap[..]);
     }
-    let n = match parsed {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+    then(parsed, &req)
+}
+
+/// The status that refuses a head, from httparse's error.
+fn refusal(error: httparse::Error) -> StatusCode {
+    match error {
+        httparse::Error::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Whether the start of a head that is not complete yet is well formed so far.
+fn check_start(data: &[u8], max_headers: usize) -> Result<(), StatusCode> {
+    with_parsed(data, max_headers, |parsed, _| {
+        parsed.map(drop).map_err(refusal)
+    })
+}
+
+/// A complete head (as [`Reader::read_head_bytes`] splits it off) parsed into `request`, whose
+/// target and field values then share the head's bytes: `None` if it holds only empty lines,
+/// or the status that refuses it.
+fn parse_head(
+    head: &Bytes,
+    max_headers: usize,
+    request: &mut Request<Body>,
+) -> Result<Option<Head>, StatusCode> {
+    with_parsed(head, max_headers, |parsed, req| match parsed {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {
+            build_head(head, req, request).map(Some)
         }
-        Err(_) => return Err(StatusCode::BAD_REQUEST),
-    };
-    let shared = Bytes::copy_from_slice(&data[..n]);
-    // The part of `shared` that `part` (a slice of `data[..n]`) is.
-    let share = |part: &[u8]| {
-        let start = part.as_ptr() as usize - data.as_ptr() as usize;
-        shared.slice(start..start + part.len())
-    };
+        Ok(httparse::Status::Partial) if head.iter().all(|b| matches!(b, b'\r' | b'\n')) => {
+            Ok(None)
+        }
+        // The head ends at its first empty line for httparse as for the reader; a head on
+        // which they disagree is not one this server can trust.
+        Ok(_) => Err(StatusCode::BAD_REQUEST),
+        Err(e) => Err(refusal(e)),
+    })
+}
+
+/// Fills `request` in from `req`, httparse's view of `head`.
+fn build_head(
+    head: &Bytes,
+    req: &httparse::Request<'_, '_>,
+    request: &mut Request<Body>,
+) -> Result<Head, StatusCode> {
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| StatusCode::BAD_REQUEST)?;
-    let uri = Uri::from_maybe_shared(share(req.path.unwrap_or_default().as_bytes()))
+    let uri = Uri::from_maybe_shared(head.slice_ref(req.path.unwrap_or_default().as_bytes()))
         .map_err(|_| StatusCode::BAD_REQUEST)?;
     let version = match req.version {
         Some(0) => Version::HTTP_10,
@@ -473,23 +562,20 @@ fn parse_request(data: &[u8], max_headers: usize) -> Result<Option<(usize, Head)
     for field in req.headers.iter() {
         let name =
             HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| StatusCode::BAD_REQUEST)?;
-        let value = HeaderValue::from_maybe_shared(share(field.value))
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(field.value))
             .map_err(|_| StatusCode::BAD_REQUEST)?;
         headers.append(name, value);
     }
-    Ok(Some((
-        n,
-        Head {
-            method,
-            uri,
-            version,
-            headers,
-            close,
-            keep_alive,
-            framing,
-            expect,
-        },
-    )))
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    Ok(Head {
+        close,
+        keep_alive,
+        framing,
+        expect,
+    })
 }
 
 /// [`serve_one`]'s reading of requests, heads and then bodies, from bytes in memory until they
@@ -532,11 +618,18 @@ pub(super) fn read_requests_for_fuzzing(data: &[u8]) {
     let piece = 1 + usize::from(knobs >> 1);
     let mut conn = Reader::new(Pieces { data, piece });
     loop {
-        let Ok(head) = conn.read_head(max_line, max_head, |data| parse_request(data, max_headers))
+        let Ok(head) =
+            conn.read_head_bytes(max_line, max_head, |data| check_start(data, max_headers))
         else {
             return;
         };
-        assert!(head.headers.len() <= max_headers);
+        let mut request = Request::new(Body::empty());
+        let head = match parse_head(&head, max_headers, &mut request) {
+            Ok(Some(head)) => head,
+            Ok(None) => continue,
+            Err(_) => return,
+        };
+        assert!(request.headers().len() <= max_headers);
         let mut body = Vec::new();
         let read = match head.framing {
             Ok(Some(Framing::Length(n))) if n > max_body as u64 => return,
@@ -665,6 +758,8 @@ fn respond_with(
 }
 
 /// Answers with `status` and a short text, and closes.
+#[cold]
+#[inline(never)]
 fn refuse(conn: &mut Reader<TcpStream>, status: StatusCode) -> Next {
     let text = status.canonical_reason().unwrap_or("error");
     let message = format!(

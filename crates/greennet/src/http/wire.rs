@@ -5,11 +5,16 @@
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
+use bytes::{Buf, Bytes, BytesMut};
+
 use super::body::{Body, Inner};
 use crate::net::TcpStream;
 
-/// How much one read asks the socket for.
+/// The storage a connection's reads start with, and the room made whenever it runs short.
 const READ_SIZE: usize = 16 * 1024;
+
+/// The least room a read asks the socket to fill; with less left, room is made first.
+const READ_MIN: usize = 4 * 1024;
 
 /// The longest chunk-size line accepted (the size in hex plus any chunk extensions).
 const MAX_CHUNK_LINE: usize = 4096;
@@ -95,9 +100,11 @@ pub(crate) enum Deadline {
 /// pipelined requests are not lost.
 pub(crate) struct Reader<S> {
     inner: S,
-    /// Storage, zeroed once when it grows: `buf[pos..end]` holds the bytes read ahead.
-    buf: Vec<u8>,
-    pos: usize,
+    /// `buf[..end]` holds the bytes read ahead; `buf[end..]` is zeroed room for the next read.
+    /// A head is split off the front as [`Bytes`] that share this storage
+    /// ([`read_head_bytes`](Reader::read_head_bytes)), so a request's fields point into it
+    /// rather than into a copy; the storage is reused once they are gone.
+    buf: BytesMut,
     end: usize,
     /// When reads give up with `TimedOut` (see [`Reader::set_deadline`]).
     deadline: Deadline,
@@ -107,8 +114,7 @@ impl<S: Source> Reader<S> {
     pub(crate) fn new(inner: S) -> Reader<S> {
         Reader {
             inner,
-            buf: Vec::new(),
-            pos: 0,
+            buf: BytesMut::new(),
             end: 0,
             deadline: Deadline::None,
         }
@@ -131,29 +137,18 @@ impl<S: Source> Reader<S> {
 
     /// The bytes read ahead and not yet consumed.
     pub(crate) fn buffered(&self) -> &[u8] {
-        &self.buf[self.pos..self.end]
+        &self.buf[..self.end]
     }
 
     fn consume(&mut self, n: usize) {
-        self.pos += n;
-        if self.pos == self.end {
-            self.pos = 0;
-            self.end = 0;
-        }
+        self.buf.advance(n);
+        self.end -= n;
     }
 
     /// Reads once more from the stream into the buffer: `Ok(0)` at the end of the stream.
     pub(crate) fn fill_more(&mut self) -> io::Result<usize> {
-        // Move what is left to the front once it is the smaller part, then make sure there is
-        // room for a whole read. Only growth zeroes memory: a steady connection reuses its
-        // storage without clearing it for every request.
-        if self.pos > 0 && self.pos * 2 >= self.end {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-        }
-        if self.buf.len() - self.end < READ_SIZE {
-            self.buf.resize(self.end + READ_SIZE, 0);
+        if self.buf.len() - self.end < READ_MIN {
+            self.make_room();
         }
         let result = loop {
             let deadline = &mut self.deadline;
@@ -174,6 +169,59 @@ impl<S: Source> Reader<S> {
         };
         self.end += *result.as_ref().unwrap_or(&0);
         result
+    }
+
+    /// Makes at least [`READ_SIZE`] bytes of zeroed room behind the buffered bytes. The
+    /// storage is reused, with the buffered bytes moved to its front, when nothing else holds
+    /// it (the heads split off it are gone) and it is large enough; otherwise new storage is
+    /// allocated. Zeroing happens only here, once per storage's worth of reads, and not for
+    /// every request.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self) {
+        self.buf.truncate(self.end);
+        self.buf.reserve(READ_SIZE);
+        let room = self.buf.capacity();
+        self.buf.resize(room, 0);
+    }
+
+    /// Reads until the buffer starts with a complete head (up to and including the empty line
+    /// that ends it), splits that head off and returns it. `check` is shown the incomplete head
+    /// each time a line ends, so that a malformed start is refused before the rest arrives.
+    /// `max_line` bounds the first line, `max_head` the whole head.
+    pub(crate) fn read_head_bytes<E>(
+        &mut self,
+        max_line: usize,
+        max_head: usize,
+        mut check: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<Bytes, HeadError<E>> {
+        let mut scanned: usize = 0;
+        loop {
+            let data = self.buffered();
+            let first_line = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+            if first_line > max_line {
+                return Err(HeadError::LineTooLong);
+            }
+            if let Some(n) = head_end(data, scanned.saturating_sub(2)) {
+                if n > max_head {
+                    return Err(HeadError::HeadTooLarge);
+                }
+                self.end -= n;
+                return Ok(self.buf.split_to(n).freeze());
+            }
+            if data[scanned..].contains(&b'\n') {
+                check(data).map_err(HeadError::Parse)?;
+            }
+            if data.len() >= max_head {
+                return Err(HeadError::HeadTooLarge);
+            }
+            scanned = data.len();
+            match self.fill_more() {
+                Ok(0) => return Err(HeadError::Eof),
+                Ok(_) => {}
+                Err(e) => return Err(HeadError::Io(e)),
+            }
+        }
     }
 
     /// Reads until `parse` recognises a complete head at the start of the buffer, and consumes
@@ -317,6 +365,20 @@ impl<S: Source> Reader<S> {
     }
 }
 
+/// The length of the head at the start of `data`: up to and including the first empty line (a
+/// line feed followed by a line feed or a CRLF) at or after `from`, as httparse reads it.
+fn head_end(data: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let lf = at + data.get(at..)?.iter().position(|&b| b == b'\n')?;
+        match data.get(lf + 1) {
+            Some(b'\n') => return Some(lf + 2),
+            Some(b'\r') if data.get(lf + 2) == Some(&b'\n') => return Some(lf + 3),
+            _ => at = lf + 1,
+        }
+    }
+}
+
 /// The size on a chunk-size line: hex digits, then optional whitespace and `;extensions`.
 fn chunk_size(line: &[u8]) -> Option<u64> {
     let digits_end = line
@@ -362,24 +424,20 @@ pub(crate) fn write_message<W: Write>(
     body: Body,
     framing: Framing,
 ) -> io::Result<()> {
-    match (framing, body.0) {
-        (Framing::None, _) | (_, Inner::Empty) => {
+    let reader = match body.0 {
+        Inner::Empty => None,
+        Inner::Bytes(bytes) => return write_in_memory(w, head, &bytes, framing),
+        Inner::Static(bytes) => return write_in_memory(w, head, bytes, framing),
+        Inner::Reader(reader) => Some(reader),
+    };
+    match (framing, reader) {
+        (Framing::None, _) | (_, None) => {
             if framing == Framing::Chunked {
                 head.extend_from_slice(b"0\r\n\r\n");
             }
             w.write_all(head)
         }
-        (Framing::Chunked, Inner::Bytes(bytes)) => {
-            if bytes.is_empty() {
-                head.extend_from_slice(b"0\r\n\r\n");
-                return w.write_all(head);
-            }
-            // Writing to a Vec cannot fail.
-            let _ = write!(head, "{:x}\r\n", bytes.len());
-            write_parts(w, head, &bytes, b"\r\n0\r\n\r\n")
-        }
-        (_, Inner::Bytes(bytes)) => write_parts(w, head, &bytes, b""),
-        (Framing::Length(n), Inner::Reader(reader)) => {
+        (Framing::Length(n), Some(reader)) => {
             w.write_all(head)?;
             let copied = io::copy(&mut reader.take(n), w)?;
             if copied < n {
@@ -390,11 +448,11 @@ pub(crate) fn write_message<W: Write>(
             }
             Ok(())
         }
-        (Framing::Close, Inner::Reader(mut reader)) => {
+        (Framing::Close, Some(mut reader)) => {
             w.write_all(head)?;
             io::copy(&mut reader, w).map(drop)
         }
-        (Framing::Chunked, Inner::Reader(mut reader)) => {
+        (Framing::Chunked, Some(mut reader)) => {
             w.write_all(head)?;
             let mut frame = Vec::with_capacity(READ_SIZE + 32);
             let mut buf = vec![0; READ_SIZE];
@@ -414,6 +472,28 @@ pub(crate) fn write_message<W: Write>(
                 w.write_all(&frame)?;
             }
         }
+    }
+}
+
+/// [`write_message`] for a body already in memory.
+fn write_in_memory<W: Write>(
+    w: &mut W,
+    head: &mut Vec<u8>,
+    bytes: &[u8],
+    framing: Framing,
+) -> io::Result<()> {
+    match framing {
+        Framing::None => w.write_all(head),
+        Framing::Chunked if bytes.is_empty() => {
+            head.extend_from_slice(b"0\r\n\r\n");
+            w.write_all(head)
+        }
+        Framing::Chunked => {
+            // Writing to a Vec cannot fail.
+            let _ = write!(head, "{:x}\r\n", bytes.len());
+            write_parts(w, head, bytes, b"\r\n0\r\n\r\n")
+        }
+        Framing::Length(_) | Framing::Close => write_parts(w, head, bytes, b""),
     }
 }
 
@@ -561,6 +641,23 @@ mod tests {
             push_decimal(&mut out, n);
             assert_eq!(out, format!("x{n}").into_bytes());
         }
+    }
+
+    #[test]
+    fn head_ends() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\n", 0), Some(18));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nA: b\n\nNEXT", 0), Some(21));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\n\r\nNEXT", 0), Some(23));
+        assert_eq!(head_end(b"\r\n\r\nGET", 0), Some(4));
+        assert_eq!(head_end(b"\r\nGET / HTTP/1.1\r\n\r\n", 0), Some(20));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r", 0), None);
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n", 0), None);
+        assert_eq!(head_end(b"", 0), None);
+        // Resuming a scan two bytes before where the last one ended finds an end split
+        // across reads.
+        let data = b"GET / HTTP/1.1\r\nA: b\r\n\r\n";
+        assert_eq!(head_end(data, data.len() - 3), Some(data.len()));
+        assert_eq!(head_end(data, data.len() + 5), None);
     }
 
     #[test]
