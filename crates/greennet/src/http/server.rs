@@ -544,20 +544,47 @@ fn build_head(
         _ => Version::HTTP_11,
     };
     // What the server itself needs from the fields, read from httparse's view (cheaper than
-    // looking each up in the HeaderMap).
+    // looking each up in the HeaderMap). One pass notes which of the four fields it reads are
+    // there at all; most requests have none of them, or only `Connection`.
     let fields = &*req.headers;
+    const CONNECTION: u8 = 1;
+    const LENGTH: u8 = 2;
+    const CODING: u8 = 4;
+    const EXPECT: u8 = 8;
+    let mut present = 0;
+    for field in fields {
+        let name = field.name.as_bytes();
+        present |= match name.len() {
+            10 if name.eq_ignore_ascii_case(b"connection") => CONNECTION,
+            14 if name.eq_ignore_ascii_case(b"content-length") => LENGTH,
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => CODING,
+            6 if name.eq_ignore_ascii_case(b"expect") => EXPECT,
+            _ => 0,
+        };
+    }
     let named = |name: &'static str| {
         fields
             .iter()
             .filter(move |f| f.name.len() == name.len() && f.name.eq_ignore_ascii_case(name))
             .map(|f| f.value)
     };
-    let close = wire::token_in(named("connection"), "close");
-    let keep_alive = wire::token_in(named("connection"), "keep-alive");
-    let framing = wire::framing_of(named("content-length"), named("transfer-encoding"));
-    let expect = named("expect")
-        .next()
-        .map(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    let (mut close, mut keep_alive) = (false, false);
+    if present & CONNECTION != 0 {
+        close = wire::token_in(named("connection"), "close");
+        keep_alive = wire::token_in(named("connection"), "keep-alive");
+    }
+    let framing = if present & (LENGTH | CODING) != 0 {
+        wire::framing_of(named("content-length"), named("transfer-encoding"))
+    } else {
+        Ok(None)
+    };
+    let expect = if present & EXPECT != 0 {
+        named("expect")
+            .next()
+            .map(|v| v.eq_ignore_ascii_case(b"100-continue"))
+    } else {
+        None
+    };
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     for field in req.headers.iter() {
         let name =

@@ -198,11 +198,14 @@ impl<S: Source> Reader<S> {
         let mut scanned: usize = 0;
         loop {
             let data = self.buffered();
-            let first_line = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
-            if first_line > max_line {
+            let first_lf = data.iter().position(|&b| b == b'\n');
+            if first_lf.unwrap_or(data.len()) > max_line {
                 return Err(HeadError::LineTooLong);
             }
-            if let Some(n) = head_end(data, scanned.saturating_sub(2)) {
+            // The end is searched for from the first line's end (nothing before it can be an
+            // empty line's), and on later rounds from just before where the last search ended.
+            let from = first_lf.map(|lf| lf.max(scanned.saturating_sub(2)));
+            if let Some(n) = from.and_then(|from| head_end(data, from)) {
                 if n > max_head {
                     return Err(HeadError::HeadTooLarge);
                 }
