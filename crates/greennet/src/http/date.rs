@@ -7,16 +7,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The length of an IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`.
 const LEN: usize = 29;
 
+/// A whole `date` field line: `date: `, the date, CRLF.
+const LINE: usize = 6 + LEN + 2;
+
 thread_local! {
-    /// The second last formatted on this thread, and its text.
-    static CACHE: RefCell<(u64, [u8; LEN])> = const { RefCell::new((u64::MAX, [0; LEN])) };
+    /// The second last formatted on this thread, and its `date` field line.
+    static CACHE: RefCell<(u64, [u8; LINE])> = const { RefCell::new((u64::MAX, [0; LINE])) };
 }
 
-/// Appends the current time as an HTTP-date. Never inlined: the thread-local's address must be
-/// taken afresh on each call, since the calling coroutine may have moved to another worker
-/// thread since its last one (see `take_head` in the server).
+/// Appends a `date` field with the current time as an HTTP-date, line ending included. Never
+/// inlined: the thread-local's address must be taken afresh on each call, since the calling
+/// coroutine may have moved to another worker thread since its last one (see `take_head` in
+/// the server).
 #[inline(never)]
-pub(crate) fn push_now(out: &mut Vec<u8>) {
+pub(crate) fn push_date_field(out: &mut Vec<u8>) {
     // A clock set before 1970 is dated at 1970 rather than refused.
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -24,7 +28,11 @@ pub(crate) fn push_now(out: &mut Vec<u8>) {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.0 != now {
-            *cache = (now, format(now));
+            let mut line = [0; LINE];
+            line[..6].copy_from_slice(b"date: ");
+            line[6..6 + LEN].copy_from_slice(&format(now));
+            line[6 + LEN..].copy_from_slice(b"\r\n");
+            *cache = (now, line);
         }
         out.extend_from_slice(&cache.1);
     });
@@ -132,9 +140,10 @@ mod tests {
 
     #[test]
     fn appends_the_current_date() {
-        let mut out = b"date: ".to_vec();
-        push_now(&mut out);
-        assert_eq!(out.len(), 6 + LEN);
-        assert!(out.ends_with(b" GMT"));
+        let mut out = b"x\r\n".to_vec();
+        push_date_field(&mut out);
+        assert_eq!(out.len(), 3 + 6 + LEN + 2);
+        assert!(out.starts_with(b"x\r\ndate: "));
+        assert!(out.ends_with(b" GMT\r\n"));
     }
 }

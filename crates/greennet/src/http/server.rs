@@ -52,6 +52,11 @@ struct Config {
 /// `414` (request line), `431` (header section), `413` (body), `400` (malformed) or `408` (too
 /// slow), and the connection then closes.
 ///
+/// A request's target and field values are not copied out of what the connection read: they
+/// share its read storage (16 KiB), which is reused once the request is gone. A handler that
+/// keeps a field value (or the URI) for long keeps that storage alive with it, so copy what
+/// you keep (`HeaderValue::from_bytes(value.as_bytes())`) if you keep many.
+///
 /// ```
 /// use greennet::http::{client, Body, Response, Server};
 ///
@@ -724,11 +729,15 @@ fn respond_with(
     let (parts, body) = response.into_parts();
     let status = parts.status;
 
-    head.extend_from_slice(b"HTTP/1.1 ");
-    head.extend_from_slice(status.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    head.extend_from_slice(b"\r\n");
+    if status == StatusCode::OK {
+        head.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        head.extend_from_slice(b"HTTP/1.1 ");
+        head.extend_from_slice(status.as_str().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
     // The handler's fields, except the framing ones, which the server writes itself; a
     // `Connection: close` among them ends the connection after this response.
     let mut handler_close = false;
@@ -744,9 +753,7 @@ fn respond_with(
     let mut keep_alive = keep_alive && !handler_close;
     if !dated {
         // RFC 9110 asks a server with a clock to date its responses.
-        head.extend_from_slice(b"date: ");
-        super::date::push_now(head);
-        head.extend_from_slice(b"\r\n");
+        super::date::push_date_field(head);
     }
 
     let bodiless_status = status.is_informational()

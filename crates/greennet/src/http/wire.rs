@@ -150,23 +150,11 @@ impl<S: Source> Reader<S> {
         if self.buf.len() - self.end < READ_MIN {
             self.make_room();
         }
-        let result = loop {
-            let deadline = &mut self.deadline;
-            let resolve = || match *deadline {
-                Deadline::None => None,
-                Deadline::At(at) => Some(at),
-                Deadline::After(limit) => {
-                    let at = Instant::now().checked_add(limit);
-                    // Too far away to represent is no limit at all.
-                    *deadline = at.map_or(Deadline::None, Deadline::At);
-                    at
-                }
-            };
-            match self.inner.read_before(&mut self.buf[self.end..], resolve) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
+        let result = read_into(
+            &mut self.inner,
+            &mut self.deadline,
+            &mut self.buf[self.end..],
+        );
         self.end += *result.as_ref().unwrap_or(&0);
         result
     }
@@ -283,6 +271,20 @@ impl<S: Source> Reader<S> {
             if n == 0 {
                 return Ok(());
             }
+            if n >= READ_SIZE as u64 {
+                // Nothing is buffered and much is still to come: read straight into `out`,
+                // rather than into the buffer (whose room would have to be zeroed again
+                // every few reads) and then copy.
+                let start = out.len();
+                out.resize(start + READ_SIZE, 0);
+                let read = read_into(&mut self.inner, &mut self.deadline, &mut out[start..]);
+                out.truncate(start + *read.as_ref().unwrap_or(&0));
+                match read? {
+                    0 => return Err(BodyError::Eof),
+                    got => n -= got as u64,
+                }
+                continue;
+            }
             if self.fill_more()? == 0 {
                 return Err(BodyError::Eof);
             }
@@ -364,6 +366,31 @@ impl<S: Source> Reader<S> {
             if !self.read_line(0)?.is_empty() {
                 return Err(BodyError::Invalid);
             }
+        }
+    }
+}
+
+/// One read from `inner` into `buf` that gives up at `deadline` (resolving
+/// [`Deadline::After`] when it first has to wait), retrying a read that was interrupted.
+fn read_into<S: Source>(
+    inner: &mut S,
+    deadline: &mut Deadline,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    loop {
+        let resolve = || match *deadline {
+            Deadline::None => None,
+            Deadline::At(at) => Some(at),
+            Deadline::After(limit) => {
+                let at = Instant::now().checked_add(limit);
+                // Too far away to represent is no limit at all.
+                *deadline = at.map_or(Deadline::None, Deadline::At);
+                at
+            }
+        };
+        match inner.read_before(buf, resolve) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
         }
     }
 }
@@ -661,6 +688,35 @@ mod tests {
         let data = b"GET / HTTP/1.1\r\nA: b\r\n\r\n";
         assert_eq!(head_end(data, data.len() - 3), Some(data.len()));
         assert_eq!(head_end(data, data.len() + 5), None);
+    }
+
+    #[test]
+    fn large_bodies_arrive_whole_and_leave_what_follows() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut input = b"POST / HTTP/1.1\r\n\r\n".to_vec();
+        input.extend_from_slice(&body);
+        input.extend_from_slice(b"NEXT");
+        let mut r = Reader::new(&input[..]);
+        let head = r.read_head_bytes(100, 100, |_| Ok::<(), ()>(())).unwrap();
+        assert_eq!(&head[..], b"POST / HTTP/1.1\r\n\r\n");
+        let mut out = Vec::new();
+        r.read_exact_into(body.len() as u64, &mut out).unwrap();
+        assert!(out == body, "the body came out changed");
+        if r.buffered().is_empty() {
+            r.fill_more().unwrap();
+        }
+        assert_eq!(r.buffered(), b"NEXT");
+
+        // A stream that ends early is an early end, whichever way the body was being read.
+        for short in [10_000, 60_000] {
+            let mut r = Reader::new(&body[..short]);
+            let mut out = Vec::new();
+            assert!(matches!(
+                r.read_exact_into(body.len() as u64, &mut out),
+                Err(BodyError::Eof)
+            ));
+            assert_eq!(out, body[..short]);
+        }
     }
 
     #[test]
