@@ -479,6 +479,22 @@ fn main() {
             ("green", "may"),
             0.97,
         ),
+        ratio_target(
+            &cells,
+            "HTTP hello world, keep-alive, 500 connections: greennet::http / may_minihttp",
+            "http",
+            500,
+            ("http_green", "http_minihttp"),
+            1.0,
+        ),
+        ratio_target(
+            &cells,
+            "HTTP hello world, keep-alive, 500 connections: greennet::http / hyper",
+            "http",
+            500,
+            ("http_green", "http_hyper"),
+            1.0,
+        ),
         time_target(
             spawn,
             1000.0,
