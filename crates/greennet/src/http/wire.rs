@@ -397,7 +397,7 @@ fn read_into<S: Source>(
 
 /// The length of the head at the start of `data`: up to and including the first empty line (a
 /// line feed followed by a line feed or a CRLF) at or after `from`, as httparse reads it.
-fn head_end(data: &[u8], from: usize) -> Option<usize> {
+pub(super) fn head_end(data: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
         let lf = at + data.get(at..)?.iter().position(|&b| b == b'\n')?;
