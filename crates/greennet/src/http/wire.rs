@@ -173,6 +173,19 @@ impl<S: Source> Reader<S> {
         self.buf.resize(room, 0);
     }
 
+    /// Reads more of a head of which `len` bytes are buffered, unless that is already the
+    /// most allowed.
+    fn more_head<E>(&mut self, len: usize, max_head: usize) -> Result<(), HeadError<E>> {
+        if len >= max_head {
+            return Err(HeadError::HeadTooLarge);
+        }
+        match self.fill_more() {
+            Ok(0) => Err(HeadError::Eof),
+            Ok(_) => Ok(()),
+            Err(e) => Err(HeadError::Io(e)),
+        }
+    }
+
     /// Reads until the buffer starts with a complete head (up to and including the empty line
     /// that ends it), splits that head off and returns it. `check` is shown the incomplete head
     /// each time a line ends, so that a malformed start is refused before the rest arrives.
@@ -203,15 +216,8 @@ impl<S: Source> Reader<S> {
             if data[scanned..].contains(&b'\n') {
                 check(data).map_err(HeadError::Parse)?;
             }
-            if data.len() >= max_head {
-                return Err(HeadError::HeadTooLarge);
-            }
             scanned = data.len();
-            match self.fill_more() {
-                Ok(0) => return Err(HeadError::Eof),
-                Ok(_) => {}
-                Err(e) => return Err(HeadError::Io(e)),
-            }
+            self.more_head(scanned, max_head)?;
         }
     }
 
@@ -244,15 +250,8 @@ impl<S: Source> Reader<S> {
                     Err(e) => return Err(HeadError::Parse(e)),
                 }
             }
-            if data.len() >= max_head {
-                return Err(HeadError::HeadTooLarge);
-            }
             scanned = data.len();
-            match self.fill_more() {
-                Ok(0) => return Err(HeadError::Eof),
-                Ok(_) => {}
-                Err(e) => return Err(HeadError::Io(e)),
-            }
+            self.more_head(scanned, max_head)?;
         }
     }
 
