@@ -459,6 +459,17 @@ fn heads_end_at_their_first_empty_line() {
                 "not found: /d"
             ]
         );
+
+        // Empty lines count towards the head's size limit (4096 here), however they arrive.
+        let mut flood = Vec::new();
+        for _ in 0..1500 {
+            flood.extend_from_slice(b"\r\n\r\n");
+        }
+        flood.extend_from_slice(b"GET /late HTTP/1.1\r\n\r\n");
+        assert_eq!(exchange(addr, &flood), (Some(431), true));
+        let mut few = b"\r\n\r\n\n\n".to_vec();
+        few.extend_from_slice(b"GET /early HTTP/1.1\r\n\r\n");
+        assert_eq!(exchange(addr, &few).0, Some(404));
         stop(server);
     });
 }

@@ -370,15 +370,22 @@ fn read_request(
     request: &mut Request<Body>,
 ) -> Result<Head, Next> {
     conn.set_deadline(Deadline::After(config.read_timeout));
+    // Empty lines before a request line are skipped (RFC 9112, section 2.2), but they count
+    // towards the head's size, as when httparse skipped them within one head: a client cannot
+    // keep the connection busy with them for free.
+    let mut skipped = 0;
     loop {
-        let head = conn.read_head_bytes(config.max_request_line, config.max_head_size, |data| {
+        let limit = config.max_head_size.saturating_sub(skipped);
+        let head = conn.read_head_bytes(config.max_request_line, limit, |data| {
             check_start(data, config.max_headers)
         });
         let refused = match head {
             Ok(head) => match parse_head(&head, config.max_headers, request) {
                 Ok(Some(head)) => return Ok(head),
-                // Empty lines before a request line are skipped (RFC 9112, section 2.2).
-                Ok(None) => continue,
+                Ok(None) => {
+                    skipped += head.len();
+                    continue;
+                }
                 Err(status) => status,
             },
             Err(HeadError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
