@@ -2,6 +2,7 @@
 //! what curl will not send), its limits and timeouts, hostile input, and the client against the
 //! server. Every test runs under a watchdog and every read has a time limit, so a hang fails
 //! instead of stalling the run; each test starts its own server on a port of its own.
+use greennet::http::header::{HeaderName, HeaderValue};
 use greennet::http::{client, Body, Method, Request, Response, Server, StatusCode};
 use greennet::net::TcpStream;
 use greennet::server::ServerHandle;
@@ -516,6 +517,57 @@ fn request_fields_kept_by_the_handler_outlive_the_read_buffer() {
             assert_eq!(tag, format!("tag-{i:05}").as_str());
         }
         drop(kept);
+        stop(server);
+    });
+}
+
+#[test]
+fn a_request_sees_only_its_own_fields() {
+    watchdog(|| {
+        // The server hands each response's emptied field map to the next request it parses on
+        // that worker. Every response here carries fields of its own (several values under one
+        // name among them); every request must see exactly the fields it was sent.
+        let server = Server::new(|req: Request<Body>| {
+            let mut seen: Vec<String> = req
+                .headers()
+                .iter()
+                .map(|(name, value)| format!("{name}={}", value.to_str().unwrap()))
+                .collect();
+            seen.sort();
+            let mut response = Response::new(Body::from(seen.join(",")));
+            let fields = response.headers_mut();
+            for i in 0..12 {
+                fields.insert(
+                    HeaderName::from_bytes(format!("x-answer-{i}").as_bytes()).unwrap(),
+                    HeaderValue::from_static("from-a-response"),
+                );
+            }
+            fields.append("x-many", HeaderValue::from_static("one"));
+            fields.append("x-many", HeaderValue::from_static("two"));
+            response
+        });
+        let (server, addr) = start(server);
+        let mut buf = Vec::new();
+        let mut conns: Vec<TcpStream> = (0..4).map(|_| connect(addr)).collect();
+        for round in 0..50 {
+            for (c, conn) in conns.iter_mut().enumerate() {
+                let request = if round % 2 == 0 {
+                    format!("GET / HTTP/1.1\r\nHost: h{c}\r\nX-Round: {round}\r\n\r\n")
+                } else {
+                    format!("GET / HTTP/1.1\r\nX-Round: {round}\r\n\r\n")
+                };
+                conn.write_all(request.as_bytes()).unwrap();
+                let (status, head, body) = read_response(conn, &mut buf).unwrap();
+                assert_eq!(status, 200);
+                assert!(head.contains("x-many: two"), "{head}");
+                let expected = if round % 2 == 0 {
+                    format!("host=h{c},x-round={round}")
+                } else {
+                    format!("x-round={round}")
+                };
+                assert_eq!(String::from_utf8(body).unwrap(), expected);
+            }
+        }
         stop(server);
     });
 }
