@@ -8,16 +8,17 @@
 //! - `GET /users/<id>`: a JSON-ish description of user `<id>`
 //! - `POST /echo`: the request body, back
 //! - `GET /slow`: asks an upstream service (started by this program, answering after ~100 ms)
-//!   through `greennet::http::client` and relays its answer. Many `/slow` requests at once all
-//!   finish in about 100 ms: each waits on its own coroutine.
+//!   through a `greennet::http::client::Client` and relays its answer. Many `/slow` requests at
+//!   once all finish in about 100 ms: each waits on its own coroutine.
 //!
 //! ```text
 //! $ curl localhost:8080/users/42
 //! {"id": "42", "name": "user 42"}
 //! $ time (for i in $(seq 50); do curl -s localhost:8080/slow & done; wait)
 //! ```
-use greennet::http::{client, Body, Method, Request, Response, Server, StatusCode};
-use std::sync::OnceLock;
+use greennet::http::client::Client;
+use greennet::http::{Body, Method, Request, Response, Server, StatusCode};
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 /// The values a route's `<name>` segments matched.
@@ -107,13 +108,16 @@ fn echo(req: Request<Body>, _params: Params) -> Response<Body> {
 /// Where the upstream service listens; set once at start-up.
 static UPSTREAM: OnceLock<String> = OnceLock::new();
 
+/// One client for every call to the upstream: its connections are kept and reused.
+static CLIENT: LazyLock<Client> = LazyLock::new(Client::new);
+
 fn slow(_req: Request<Body>, _params: Params) -> Response<Body> {
     let url = format!(
         "{}/report",
         UPSTREAM.get().expect("the upstream is started first")
     );
     // A bounded wait on the other service: it parks this request's coroutine only.
-    match greennet::timeout(Duration::from_secs(5), || client::get(&url)) {
+    match greennet::timeout(Duration::from_secs(5), || CLIENT.get(&url)) {
         Ok(Ok(answer)) => {
             let body = answer.into_body().into_string().unwrap_or_default();
             text(StatusCode::OK, format!("upstream says: {body}\n"))

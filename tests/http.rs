@@ -2,8 +2,9 @@
 //! what curl will not send), its limits and timeouts, hostile input, and the client against the
 //! server. Every test runs under a watchdog and every read has a time limit, so a hang fails
 //! instead of stalling the run; each test starts its own server on a port of its own.
+use greennet::http::client::{self, Client};
 use greennet::http::header::{HeaderName, HeaderValue};
-use greennet::http::{client, Body, Method, Request, Response, Server, StatusCode};
+use greennet::http::{Body, Method, Request, Response, Server, StatusCode};
 use greennet::net::TcpStream;
 use greennet::server::ServerHandle;
 use greennet::thread;
@@ -1078,5 +1079,178 @@ fn slow_handlers_do_not_hold_up_each_other() {
         let took = started.elapsed();
         assert!(took < Duration::from_millis(1500), "{took:?}");
         stop(server);
+    });
+}
+
+/// The peer port the test app's `/peer` route reports: which connection carried a request.
+fn peer_port(response: Response<Body>) -> u16 {
+    assert_eq!(response.status(), 200);
+    response
+        .into_body()
+        .into_string()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_client_keeps_connections_and_one_off_calls_do_not() {
+    watchdog(|| {
+        let (server, addr) = start(test_server());
+        let peer = format!("http://{addr}/peer");
+        let keeper = Client::new();
+        let first = peer_port(keeper.get(&peer).unwrap());
+        for _ in 0..5 {
+            assert_eq!(peer_port(keeper.get(&peer).unwrap()), first);
+        }
+        // A body in between, and HEAD (no body to read) keep the connection too.
+        let echoed = keeper.post(&format!("http://{addr}/echo"), "kept").unwrap();
+        assert_eq!(echoed.into_body().into_string().unwrap(), "kept");
+        let head = Request::head(format!("http://{addr}/"))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(keeper.request(head).unwrap().status(), 200);
+        assert_eq!(peer_port(keeper.get(&peer).unwrap()), first);
+        assert_eq!(keeper.idle_connections(), 1);
+
+        // A response with `Connection: close` ends the connection it came on.
+        assert_eq!(
+            keeper
+                .get(&format!("http://{addr}/close"))
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(keeper.idle_connections(), 0);
+        let second = peer_port(keeper.get(&peer).unwrap());
+        assert_ne!(second, first);
+
+        // The one-off functions use a connection each.
+        let a = peer_port(client::get(&peer).unwrap());
+        let b = peer_port(client::get(&peer).unwrap());
+        assert_ne!(a, b);
+
+        // A pool of none keeps nothing.
+        let none = Client::builder().max_idle_per_host(0).build();
+        let a = peer_port(none.get(&peer).unwrap());
+        let b = peer_port(none.get(&peer).unwrap());
+        assert_ne!(a, b);
+        assert_eq!(none.idle_connections(), 0);
+        stop(server);
+    });
+}
+
+#[test]
+fn many_coroutines_share_one_client() {
+    watchdog(|| {
+        let (server, addr) = start(test_server());
+        let shared = Client::builder().max_idle_per_host(4).build();
+        let calls: Vec<_> = (0..20)
+            .map(|i| {
+                let shared = shared.clone();
+                thread::spawn(move || {
+                    for j in 0..5 {
+                        let text = format!("{i}-{j}");
+                        let echoed = shared
+                            .post(&format!("http://{addr}/echo"), text.clone())
+                            .unwrap();
+                        assert_eq!(echoed.into_body().into_string().unwrap(), text);
+                    }
+                })
+            })
+            .collect();
+        for c in calls {
+            c.join().unwrap();
+        }
+        let idle = shared.idle_connections();
+        assert!((1..=4).contains(&idle), "{idle} idle connections kept");
+        stop(server);
+    });
+}
+
+/// Reads one request head (and a body of `content-length` bytes) from `s`; `None` at the end
+/// of the stream.
+fn read_raw_request(s: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        if fill(s, &mut buf) == 0 {
+            return None;
+        }
+    };
+    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+    while buf.len() < head_end + length {
+        assert!(fill(s, &mut buf) > 0, "the request body was cut short");
+    }
+    Some(head)
+}
+
+#[test]
+fn a_kept_connection_the_server_closed_is_replaced() {
+    watchdog(|| {
+        // A server that answers one request per connection with keep-alive, then closes
+        // without answering the next: as a server whose idle timeout ends a kept connection
+        // just as the client reuses it.
+        let listener = greennet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let raw_addr = listener.local_addr().unwrap();
+        let (seen_tx, seen_rx) = greennet::sync::mpsc::channel::<String>();
+        let raw = thread::spawn(move || {
+            for answer in ["one", "two", "three"] {
+                let (mut s, _) = listener.accept().unwrap();
+                s.set_read_timeout(Some(READ_LIMIT)).unwrap();
+                let head = read_raw_request(&mut s).unwrap();
+                seen_tx.send(head).unwrap();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}",
+                    answer.len()
+                );
+                s.write_all(response.as_bytes()).unwrap();
+                // The next request on this connection is read, then the connection closes
+                // unanswered.
+                if let Some(head) = read_raw_request(&mut s) {
+                    seen_tx.send(head).unwrap();
+                }
+            }
+        });
+        let client = Client::new();
+        let url = format!("http://{raw_addr}/");
+        let body = |r: Response<Body>| r.into_body().into_string().unwrap();
+        assert_eq!(body(client.get(&url).unwrap()), "one");
+        // GET is safe to repeat: sent on the kept connection, closed unanswered, sent again on
+        // a new one.
+        assert_eq!(body(client.get(&url).unwrap()), "two");
+        let heads: Vec<String> = (0..3).map(|_| seen_rx.recv().unwrap()).collect();
+        assert!(
+            heads.iter().all(|h| h.starts_with("GET / HTTP/1.1")),
+            "{heads:?}"
+        );
+        // POST is not: the same thing ends in an error, and no new connection is made for it.
+        let e = client.post(&url, "once only").unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+            ),
+            "{e}"
+        );
+        assert!(seen_rx.recv().unwrap().starts_with("POST / HTTP/1.1"));
+        // The next request gets a new connection and its answer.
+        assert_eq!(body(client.get(&url).unwrap()), "three");
+        // Closing the client's kept connection ends the server's last read.
+        drop(client);
+        raw.join().unwrap();
     });
 }

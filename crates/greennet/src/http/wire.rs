@@ -505,7 +505,7 @@ pub(crate) fn write_message<W: Write>(
 }
 
 /// [`write_message`] for a body already in memory.
-fn write_in_memory<W: Write>(
+pub(crate) fn write_in_memory<W: Write>(
     w: &mut W,
     head: &mut Vec<u8>,
     bytes: &[u8],
