@@ -7,8 +7,9 @@
 //! - an echo server on `greennet::net::TcpListener`, and clients that send payloads of random
 //!   length and check every byte that comes back;
 //! - a `greennet::http::Server` with an echo route and a sleeping one, asked by
-//!   `greennet::http::client`, every answer checked, and a hello route that keep-alive clients
-//!   ask back to back (sometimes two pipelined requests at once), as in the HTTP benchmark;
+//!   `greennet::http::client` (one-off calls, and a shared `Client` that keeps connections),
+//!   every answer checked, and a hello route that keep-alive clients ask back to back
+//!   (sometimes two pipelined requests at once), as in the HTTP benchmark;
 //! - `Pool::map` batches, and `greennet::timeout` calls of which some are arranged to expire
 //!   (around a sleep, a socket read, a pool map) and the others to finish;
 //! - connections opened and abandoned: closed with a request or payload half sent, reset, or
@@ -32,7 +33,8 @@
 //!   ([`FD_SLACK`] allows none: the runtime's own descriptors are all open by the end of the
 //!   warm-up);
 //! - no memory growth: the resident set grows by at most [`RSS_SLACK`] between the quiet points.
-use greennet::http::{client, Body, Request, Response, Server, StatusCode};
+use greennet::http::client::{self, Client};
+use greennet::http::{Body, Request, Response, Server, StatusCode};
 use greennet::net::{TcpListener, TcpStream};
 use greennet::pool::Pool;
 use greennet::server::ServerHandle;
@@ -509,11 +511,15 @@ fn run_load(servers: &Servers, stats: &Arc<Stats>, dur: Duration, started: Insta
     static SEED: AtomicU64 = AtomicU64::new(0);
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients: Vec<JoinHandle<()>> = Vec::new();
+    // One pool of kept HTTP connections for this load's clients; gone (and its connections
+    // closed) once the last of them is.
+    let kept = Client::new();
     let mut spawn = |count: u64, client: fn(&Ctx, Rng)| {
         for _ in 0..count {
             let ctx = Ctx {
                 stats: stats.clone(),
                 stop: stop.clone(),
+                kept: kept.clone(),
                 echo: servers.echo,
                 sink: servers.sink,
                 silent: servers.silent,
@@ -529,6 +535,7 @@ fn run_load(servers: &Servers, stats: &Arc<Stats>, dur: Duration, started: Insta
     spawn(MAPPERS, mapper);
     spawn(TIMERS, timer);
     spawn(ABANDONERS, abandoner);
+    drop(kept);
 
     let end = Instant::now() + dur;
     let mut next_report = started.elapsed().as_secs() / 10 * 10 + 10;
@@ -556,6 +563,8 @@ fn run_load(servers: &Servers, stats: &Arc<Stats>, dur: Duration, started: Insta
 struct Ctx {
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
+    /// The HTTP clients' shared pool of kept connections.
+    kept: Client,
     echo: SocketAddr,
     sink: SocketAddr,
     silent: SocketAddr,
@@ -642,11 +651,13 @@ fn echo_client(ctx: &Ctx, mut rng: Rng) {
     }
 }
 
-/// Requests to the HTTP server, one connection each: bodies of random length to `/echo`,
-/// sleeps of 1 to 20 ms, and the odd missing page.
+/// Requests to the HTTP server, half on connections of their own and half through the shared
+/// [`Client`] (kept connections): bodies of random length to `/echo`, sleeps of 1 to 20 ms,
+/// and the odd missing page.
 fn http_client(ctx: &Ctx, mut rng: Rng) {
     let base = format!("http://{}", ctx.http);
     while ctx.running() {
+        let keep = rng.below(2) == 0;
         let choice = rng.below(10);
         let (url, body, status, expected) = match choice {
             0..=5 => {
@@ -667,9 +678,11 @@ fn http_client(ctx: &Ctx, mut rng: Rng) {
             ),
         };
         let answer = ctx.call("http request", || {
-            let answer = match body {
-                Some(body) => client::post(&url, body)?,
-                None => client::get(&url)?,
+            let answer = match (body, keep) {
+                (Some(body), true) => ctx.kept.post(&url, body)?,
+                (None, true) => ctx.kept.get(&url)?,
+                (Some(body), false) => client::post(&url, body)?,
+                (None, false) => client::get(&url)?,
             };
             let status = answer.status();
             Ok((status, answer.into_body().into_bytes()?))
