@@ -285,25 +285,29 @@ impl Pool {
     }
 
     /// Keeps `conn` for the next request to `key`, unless the host has its fill of idle
-    /// connections; those idle past the timeout are let go on the way.
+    /// connections. Every host's connections idle past the timeout are let go on the way, so
+    /// that hosts no longer called do not keep theirs. Connections are closed outside the lock.
     fn put(&self, key: (String, u16), conn: Reader<TcpStream>) {
+        let now = Instant::now();
         let mut closing = Vec::new();
         {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let list = idle.entry(key).or_default();
-            let timeout = self.idle_timeout;
-            let (fresh, stale): (Vec<Idle>, Vec<Idle>) = std::mem::take(list)
-                .into_iter()
-                .partition(|i| i.since.elapsed() < timeout);
-            *list = fresh;
-            closing.extend(stale);
-            if list.len() < self.max_idle_per_host {
-                list.push(Idle {
-                    conn,
-                    since: Instant::now(),
-                });
-            } else {
-                drop(conn);
+            idle.retain(|_, list| {
+                let (fresh, stale): (Vec<Idle>, Vec<Idle>) = std::mem::take(list)
+                    .into_iter()
+                    .partition(|i| now.duration_since(i.since) < self.idle_timeout);
+                *list = fresh;
+                closing.extend(stale);
+                !list.is_empty()
+            });
+            let kept = Idle { conn, since: now };
+            match idle.get_mut(&key) {
+                Some(list) if list.len() < self.max_idle_per_host => list.push(kept),
+                Some(_) => closing.push(kept),
+                None if self.max_idle_per_host > 0 => {
+                    idle.insert(key, vec![kept]);
+                }
+                None => closing.push(kept),
             }
         }
         drop(closing);
@@ -672,6 +676,21 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         assert_eq!(fars[2].read(&mut byte).unwrap(), 0);
+
+        // A host no longer called does not keep its connections past the timeout: keeping one
+        // for another host lets them go.
+        let pool = ClientBuilder::default()
+            .idle_timeout(Duration::ZERO)
+            .build()
+            .pool;
+        let (near, mut far) = pair();
+        pool.put(key.clone(), Reader::new(near));
+        assert!(pool.idle.lock().unwrap().contains_key(&key));
+        let (other, _other_far) = pair();
+        pool.put(("localhost".to_owned(), 2), Reader::new(other));
+        assert!(!pool.idle.lock().unwrap().contains_key(&key));
+        far.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(far.read(&mut byte).unwrap(), 0);
     }
 
     #[test]
