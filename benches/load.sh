@@ -7,6 +7,10 @@
 # run) for bench_report.
 #
 # Usage: benches/load.sh [SECONDS] [ROUNDS] [CONNECTIONS...]   (defaults: 10 3 50 500 5000)
+# The HTTP comparison runs HTTP_ROUNDS rounds (default 15, or ROUNDS if more): one in each of
+# the ROUNDS rounds, then rounds of its own. Its servers differ by less than one round's noise,
+# and five rounds left its verdict to chance. HTTP_ONLY=1 runs only the HTTP servers, into
+# target/bench/load-http.tsv (the report's load.tsv is left alone).
 set -euo pipefail
 secs=${1:-10}
 rounds=${2:-3}
@@ -22,6 +26,7 @@ cargo build --release -q -p benches --examples
 ulimit -n "$(ulimit -Hn)"
 mkdir -p target/bench
 out=target/bench/load.tsv
+[ "${HTTP_ONLY:-0}" = 1 ] && out=target/bench/load-http.tsv
 printf 'round\tserver\tmode\tconnections\treq_per_s\tp50_ms\tp99_ms\terrors\n' > "$out"
 
 # wrk prints latencies as 850.00us, 1.20ms or 1.02s; the report wants milliseconds.
@@ -52,18 +57,28 @@ run() {
         "$(to_ms "${p50:-0}")" "$(to_ms "${p99:-0}")" "${errors:-0}" | tee -a "$out"
 }
 
+# HTTP hello world, keep-alive: greennet::http beside may_minihttp and hyper on tokio.
+http_round() {
+    for c in ${HTTP_CONNECTIONS:-500}; do
+        for server in "${http_servers[@]}"; do
+            run "$server" http "$c"
+        done
+    done
+}
+
 for round in $(seq "$rounds"); do
-    for mode in "${modes[@]}"; do
+    [ "${HTTP_ONLY:-0}" = 1 ] || for mode in "${modes[@]}"; do
         for c in "${conns[@]}"; do
             for server in "${servers[@]}"; do
                 run "$server" "$mode" "$c"
             done
         done
     done
-    # HTTP hello world, keep-alive: greennet::http beside may_minihttp and hyper on tokio.
-    for c in ${HTTP_CONNECTIONS:-500}; do
-        for server in "${http_servers[@]}"; do
-            run "$server" http "$c"
-        done
-    done
+    http_round
+done
+# The HTTP comparison's own rounds, after the others.
+http_rounds=${HTTP_ROUNDS:-15}
+[ "${HTTP_ONLY:-0}" = 1 ] && http_rounds=$rounds
+for round in $(seq $((rounds + 1)) "$http_rounds"); do
+    http_round
 done

@@ -211,11 +211,24 @@ fn ratio_target(
     match (get(ours), get(peer)) {
         (Some(g), Some(p)) if p.rps > 0.0 => {
             let r = g.rps / p.rps;
+            // Both servers ran once in every round, in round order: each round's pair ran side
+            // by side, minutes apart from the next round's.
+            let paired = if g.rounds.len() == p.rounds.len() && g.rounds.len() >= 3 {
+                let ratios: Vec<f64> = g.rounds.iter().zip(&p.rounds).map(|(a, b)| a / b).collect();
+                let ahead = ratios.iter().filter(|&&x| x >= goal).count();
+                format!(
+                    "; paired by round: median {:.2}x, {ahead} of {} rounds at the goal",
+                    median(ratios.clone()),
+                    ratios.len()
+                )
+            } else {
+                String::new()
+            };
             Target {
                 what,
                 goal: format!("≥ {goal:.2}x"),
                 measured: format!(
-                    "{r:.2}x ({} vs {} req/s)",
+                    "{r:.2}x ({} vs {} req/s{paired})",
                     thousands(g.rps),
                     thousands(p.rps)
                 ),
@@ -362,11 +375,19 @@ fn main() {
     let cells = cells(&runs);
     let capacity = read_tsv(&bench.join("capacity.tsv"));
     let crit = root.join("target/criterion");
-    let rounds = read_tsv(&bench.join("load.tsv"))
-        .iter()
-        .filter_map(|f| f.first().and_then(|r| r.parse::<u32>().ok()))
-        .max()
-        .unwrap_or(0);
+    // The HTTP comparison may run more rounds than the rest (load.sh's HTTP_ROUNDS).
+    let rounds_of = |http: bool| {
+        read_tsv(&bench.join("load.tsv"))
+            .iter()
+            .filter(|f| f.len() > 2 && (f[2] == "http") == http)
+            .filter_map(|f| f.first().and_then(|r| r.parse::<u32>().ok()))
+            .max()
+            .unwrap_or(0)
+    };
+    let rounds = match (rounds_of(false), rounds_of(true)) {
+        (n, h) if h == n || h == 0 => format!("{n} interleaved rounds"),
+        (n, h) => format!("{n} interleaved rounds, {h} for the HTTP comparison"),
+    };
 
     let mut md = String::new();
     let _ = writeln!(md, "{BEGIN}\n");
@@ -383,7 +404,7 @@ fn main() {
         md,
         "- Everything below comes from one `just bench`: `cargo bench -p benches --bench micro`, \
          `benches/load.sh` (wrk `-t2 --timeout 2s --latency`, `-H 'Connection: close'` for the \
-         close workload; {rounds} interleaved rounds; medians), `benches/capacity.sh`, `benches/profile.sh`, then \
+         close workload; {rounds}; medians), `benches/capacity.sh`, `benches/profile.sh`, then \
          `cargo run --release -p benches --example bench_report`, which wrote this section and \
          `docs/load.svg`.\n"
     );
