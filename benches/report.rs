@@ -215,11 +215,10 @@ fn ratio_target(
             // by side, minutes apart from the next round's.
             let paired = if g.rounds.len() == p.rounds.len() && g.rounds.len() >= 3 {
                 let ratios: Vec<f64> = g.rounds.iter().zip(&p.rounds).map(|(a, b)| a / b).collect();
-                let ahead = ratios.iter().filter(|&&x| x >= goal).count();
+                let (ahead, all) = (ratios.iter().filter(|&&x| x >= goal).count(), ratios.len());
                 format!(
-                    "; paired by round: median {:.2}x, {ahead} of {} rounds at the goal",
-                    median(ratios.clone()),
-                    ratios.len()
+                    "; paired by round: median {:.2}x, {ahead} of {all} rounds at the goal",
+                    median(ratios)
                 )
             } else {
                 String::new()

@@ -220,27 +220,33 @@ impl Client {
         let (parts, mut body) = request.into_parts();
         let target = Target::of(&parts.uri)?;
         let key = (target.host.clone(), target.port);
-        if let Some(mut conn) = self.pool.take(&key) {
-            match exchange(&mut conn, &parts, &target, &mut body, true) {
-                Ok((response, reusable)) => {
-                    if reusable {
-                        self.pool.put(key, conn);
-                    }
-                    return Ok(response);
-                }
+        if let Some(conn) = self.pool.take(&key) {
+            match self.send(&key, conn, &parts, &target, &mut body) {
                 // The server closed the kept connection before it answered: a request that
                 // is safe to repeat goes again, once, on a new connection.
                 Err(failure) if failure.unanswered && failure.replayable && idempotent(&parts) => {
                     tracing::debug!(error = %failure.error, "http client: kept connection closed; sending again");
                 }
-                Err(failure) => return Err(failure.error),
+                done => return done.map_err(|failure| failure.error),
             }
         }
-        let mut conn = Reader::new(TcpStream::connect((target.host.as_str(), target.port))?);
-        let (response, reusable) =
-            exchange(&mut conn, &parts, &target, &mut body, true).map_err(|f| f.error)?;
+        let conn = Reader::new(TcpStream::connect((target.host.as_str(), target.port))?);
+        self.send(&key, conn, &parts, &target, &mut body)
+            .map_err(|failure| failure.error)
+    }
+
+    /// One exchange on `conn`, which goes back to the pool if the response leaves it usable.
+    fn send(
+        &self,
+        key: &(String, u16),
+        mut conn: Reader<TcpStream>,
+        parts: &Parts,
+        target: &Target,
+        body: &mut Body,
+    ) -> Result<Response<Body>, Failure> {
+        let (response, reusable) = exchange(&mut conn, parts, target, body, true)?;
         if reusable {
-            self.pool.put(key, conn);
+            self.pool.put(key.clone(), conn);
         }
         Ok(response)
     }
@@ -301,13 +307,11 @@ impl Pool {
                 !list.is_empty()
             });
             let kept = Idle { conn, since: now };
-            match idle.get_mut(&key) {
-                Some(list) if list.len() < self.max_idle_per_host => list.push(kept),
-                Some(_) => closing.push(kept),
-                None if self.max_idle_per_host > 0 => {
-                    idle.insert(key, vec![kept]);
-                }
-                None => closing.push(kept),
+            let list = idle.entry(key).or_default();
+            if list.len() < self.max_idle_per_host {
+                list.push(kept);
+            } else {
+                closing.push(kept);
             }
         }
         drop(closing);
