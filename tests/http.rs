@@ -821,6 +821,60 @@ fn idle_connections_are_closed() {
     });
 }
 
+/// A connection waiting idle between requests (a keep-alive client that has its answer) is
+/// killed by a stop whose grace runs out, however long its idle timeout: the kill reaches the
+/// read the server parks in between requests.
+#[test]
+fn stop_kills_connections_idle_between_requests() {
+    watchdog(|| {
+        let (server, addr) = start(test_server().idle_timeout(Duration::from_secs(600)));
+        let mut conns: Vec<TcpStream> = (0..3).map(|_| connect(addr)).collect();
+        let mut buf = Vec::new();
+        for conn in &mut conns {
+            for _ in 0..2 {
+                conn.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+                assert_eq!(read_response(conn, &mut buf).unwrap().0, 200);
+            }
+        }
+        let started = Instant::now();
+        let killed = server.stop(Duration::from_millis(100));
+        assert_eq!(killed, 3, "every idle connection should have been killed");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        for conn in &mut conns {
+            assert_eq!(fill(conn, &mut buf), 0, "the connection should be closed");
+        }
+    });
+}
+
+/// A timeout around [`Server::serve_connection`] ends the connection while it waits for its
+/// next request, though the server's own idle timeout is far off: the reads between requests
+/// honour the timeouts that were active when the connection began.
+#[test]
+fn a_timeout_around_serve_connection_ends_an_idle_connection() {
+    watchdog(|| {
+        let listener = greennet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = test_server().idle_timeout(Duration::from_secs(600));
+        let serving = thread::spawn(move || {
+            let (stream, peer) = listener.accept().unwrap();
+            let started = Instant::now();
+            let outcome = greennet::timeout(Duration::from_millis(300), || {
+                server.serve_connection(stream, peer)
+            });
+            (outcome.is_err(), started.elapsed())
+        });
+        let mut conn = connect(addr);
+        let mut buf = Vec::new();
+        conn.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut conn, &mut buf).unwrap().0, 200);
+        assert_eq!(fill(&mut conn, &mut buf), 0, "the connection should be closed");
+        let (timed_out, took) = serving.join().unwrap();
+        assert!(timed_out, "serve_connection returned before its timeout");
+        assert!(took >= Duration::from_millis(250), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    });
+}
+
 #[test]
 fn slowloris_is_cut_off_while_others_are_served() {
     watchdog(|| {

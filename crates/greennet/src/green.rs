@@ -247,6 +247,9 @@ struct Waits {
     /// event flag since, so any byte that arrived after that read has left an event in the flag
     /// and the next read can wait first instead of making a system call to hear `EAGAIN`.
     drained: AtomicU64,
+    /// Names `primary` for [`interrupt::Wait::arm_kept`]: unique among all registrations ever
+    /// made in the process, and never 0.
+    key: u64,
     /// Set once a wait on `primary` has seen the peer hang up, the read side shut down or an
     /// error (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`): no event need follow such a state, so from
     /// then on every read tries first. Stored before `primary_waits` counts the wait that saw it.
@@ -259,16 +262,6 @@ enum Claim<'a> {
     Secondary(&'a Waits, &'a CoIo<Fd>),
     /// No second descriptor could be had (the process is out of descriptors).
     Neither,
-}
-
-impl Claim<'_> {
-    fn io(&self) -> Option<&CoIo<Fd>> {
-        match self {
-            Claim::Primary(waits) => Some(&waits.primary),
-            Claim::Secondary(_, io) => Some(io),
-            Claim::Neither => None,
-        }
-    }
 }
 
 impl Claim<'_> {
@@ -382,6 +375,18 @@ impl<T: AsRawFd> Green<T> {
         &self,
         dir: Dir,
         until: impl FnOnce() -> Option<Instant>,
+        op: impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.try_then_wait(dir, until, None, op)
+    }
+
+    /// [`io_before`](Green::io_before), with the caller's interruption context if it has one.
+    #[inline]
+    fn try_then_wait<R>(
+        &self,
+        dir: Dir,
+        until: impl FnOnce() -> Option<Instant>,
+        context: Option<&interrupt::Snapshot>,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
         let seen = self
@@ -392,7 +397,7 @@ impl<T: AsRawFd> Green<T> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.shared.nonblocking() => {}
             done => return done,
         }
-        self.wait_first(dir, until, seen, true, op)
+        self.wait_first(dir, until, context, seen, true, op)
     }
 
     /// The waiting part of [`io_before`](Green::io_before), entered after a try that would
@@ -402,6 +407,7 @@ impl<T: AsRawFd> Green<T> {
         &self,
         dir: Dir,
         until: impl FnOnce() -> Option<Instant>,
+        context: Option<&interrupt::Snapshot>,
         seen: Option<u64>,
         attempted: bool,
         op: impl FnMut(&T) -> io::Result<R>,
@@ -415,7 +421,7 @@ impl<T: AsRawFd> Green<T> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        match self.wait_then_retry(dir, deadline, seen, attempted, op) {
+        match self.wait_then_retry(dir, deadline, context, seen, attempted, op) {
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 if until.is_some_and(|u| own.is_none_or(|o| u <= o)) {
                     Err(io::ErrorKind::TimedOut.into())
@@ -433,11 +439,14 @@ impl<T: AsRawFd> Green<T> {
     /// call that would only say `EAGAIN` and waits for readiness first, as tokio does. Only a
     /// coroutine in blocking mode waits first, and only on Linux, where a hang-up is told apart
     /// (`Waits::hung_up`): a non-blocking handle and a plain thread always try the read.
+    /// `context`, if given, is the calling coroutine's interruption context, which the wait
+    /// then need not look up.
     #[inline]
     pub(crate) fn read_stream(
         &self,
         len: usize,
         until: impl FnOnce() -> Option<Instant>,
+        context: Option<&interrupt::Snapshot>,
         mut op: impl FnMut(&T) -> io::Result<usize>,
     ) -> io::Result<usize> {
         let read = |inner: &T| {
@@ -466,9 +475,9 @@ impl<T: AsRawFd> Green<T> {
                     && !self.shared.nonblocking()
                     && may::coroutine::is_coroutine() =>
             {
-                self.wait_first(Dir::Read, until, Some(seen), false, read)
+                self.wait_first(Dir::Read, until, context, Some(seen), false, read)
             }
-            _ => self.io_before(Dir::Read, until, read),
+            _ => self.try_then_wait(Dir::Read, until, context, read),
         }
     }
 
@@ -480,7 +489,7 @@ impl<T: AsRawFd> Green<T> {
         deadline: Option<Instant>,
         op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.wait_then_retry(dir, deadline, None, false, op)
+        self.wait_then_retry(dir, deadline, None, None, false, op)
     }
 
     /// `io_until` after a failed try; `seen` is `primary_waits` as read before that try, if the
@@ -491,12 +500,16 @@ impl<T: AsRawFd> Green<T> {
         &self,
         dir: Dir,
         deadline: Option<Instant>,
+        context: Option<&interrupt::Snapshot>,
         seen: Option<u64>,
         mut attempted: bool,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
         // A timeout around the caller (crate::timeout) may end the wait sooner than `deadline`.
-        let mut wait = interrupt::begin(deadline);
+        let mut wait = match context {
+            Some(context) => context.begin(deadline),
+            None => interrupt::begin(deadline),
+        };
         let limit = wait.limit();
         if !may::coroutine::is_coroutine() {
             loop {
@@ -517,8 +530,14 @@ impl<T: AsRawFd> Green<T> {
             return Err(io::ErrorKind::TimedOut.into());
         };
         let claim = waits.claim(dir);
-        if let Some(io) = claim.io() {
-            wait.arm(|| alarm::Wake::Io(io.waker()));
+        match &claim {
+            // The primary registration is the one a coroutine that keeps using a socket (a
+            // server's connection) waits on every time.
+            Claim::Primary(waits) => {
+                wait.arm_kept(waits.key, || alarm::Wake::Io(waits.primary.waker()));
+            }
+            Claim::Secondary(_, io) => wait.arm(|| alarm::Wake::Io(io.waker())),
+            Claim::Neither => {}
         }
         // The caller's failed try still counts if `primary` existed before it and no wait on
         // `primary` has cleared its flag since (see `Waits::primary_waits`); otherwise an event
@@ -586,6 +605,10 @@ impl<T: AsRawFd> Green<T> {
                     .map_err(io::Error::from)?,
                 owner: AtomicU8::new(0),
                 primary_waits: AtomicU64::new(0),
+                key: {
+                    static KEYS: AtomicU64 = AtomicU64::new(1);
+                    KEYS.fetch_add(1, Ordering::Relaxed)
+                },
                 secondary: OnceCell::new(),
                 drained: AtomicU64::new(0),
                 hung_up: AtomicBool::new(false),

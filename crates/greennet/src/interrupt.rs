@@ -10,6 +10,7 @@
 //! interrupted where it would otherwise park, before the operation it waits for has done
 //! anything, so a socket interrupted this way is left as it was and stays usable.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,18 +27,27 @@ pub(crate) struct Interrupt {
     /// Read at every wait, so kept outside the lock. Set before the killer takes `waker`, and
     /// read by a waiter after it stores `waker`: one of the two sees the other.
     killed: AtomicBool,
-    waker: Mutex<Option<Wake>>,
+    waker: Mutex<Armed>,
+}
+
+/// How a kill wakes the coroutine.
+#[derive(Default)]
+struct Armed {
+    wake: Option<Wake>,
+    /// Nonzero when `wake` was left in place after its wait ended ([`Wait::arm_kept`]): the
+    /// key of the registration it wakes, so that the next wait on the same one can keep it.
+    kept: u64,
 }
 
 impl Interrupt {
     pub(crate) fn new() -> Interrupt {
         Interrupt {
             killed: AtomicBool::new(false),
-            waker: Mutex::new(None),
+            waker: Mutex::new(Armed::default()),
         }
     }
 
-    fn waker(&self) -> std::sync::MutexGuard<'_, Option<Wake>> {
+    fn waker(&self) -> std::sync::MutexGuard<'_, Armed> {
         self.waker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -48,7 +58,7 @@ impl Interrupt {
     /// Marks the coroutine killed and wakes it if it is parked in a greennet wait.
     pub(crate) fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        let waker = self.waker().take();
+        let waker = std::mem::take(&mut *self.waker()).wake;
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -141,28 +151,64 @@ pub(crate) fn check() {
 
 /// One wait's view of its interruption, looked up once when the wait begins. The deadlines
 /// cannot change while it lasts: only the waiting coroutine itself starts or ends timeouts.
-pub(crate) struct Wait {
-    thread: Option<Thread>,
+pub(crate) struct Wait<'a> {
+    thread: Option<Cow<'a, Thread>>,
     earliest: Option<(Instant, u64)>,
     own: Option<Instant>,
     armed: bool,
 }
 
 /// Begins a wait whose own deadline is `own`.
-pub(crate) fn begin(own: Option<Instant>) -> Wait {
+pub(crate) fn begin(own: Option<Instant>) -> Wait<'static> {
     let (thread, earliest) = CONTEXT.with(|c| {
         let c = c.borrow();
         (c.thread.clone(), c.earliest())
     });
     Wait {
-        thread,
+        thread: thread.map(Cow::Owned),
         earliest,
         own,
         armed: false,
     }
 }
 
-impl Wait {
+/// The current coroutine's (or thread's) interruption context, looked up once for a run of
+/// waits during which it does not change: while none of the timeouts active when it was taken
+/// has ended and no other has started, except for ones that start and end between the waits
+/// (a timeout is a scope of code, so a function that returns has ended the ones it started).
+///
+/// A wait's lookup is a coroutine-local map's, and every line of that map and of the context it
+/// holds has been pushed out of the cache by the time a busy server's connection waits again:
+/// a server that waits once per request looks its context up once per connection instead.
+pub(crate) struct Snapshot {
+    thread: Option<Thread>,
+    earliest: Option<(Instant, u64)>,
+}
+
+/// Takes a [`Snapshot`] of the current coroutine's interruption context.
+pub(crate) fn snapshot() -> Snapshot {
+    CONTEXT.with(|c| {
+        let c = c.borrow();
+        Snapshot {
+            thread: c.thread.clone(),
+            earliest: c.earliest(),
+        }
+    })
+}
+
+impl Snapshot {
+    /// [`begin`] from the snapshot: the same `Wait` without the lookup.
+    pub(crate) fn begin(&self, own: Option<Instant>) -> Wait<'_> {
+        Wait {
+            thread: self.thread.as_ref().map(Cow::Borrowed),
+            earliest: self.earliest,
+            own,
+            armed: false,
+        }
+    }
+}
+
+impl Wait<'_> {
     /// When the wait must end: its own deadline or an active timeout's, whichever is first.
     pub(crate) fn limit(&self) -> Option<Instant> {
         earlier(self.own, self.earliest.map(|(d, _)| d))
@@ -172,9 +218,36 @@ impl Wait {
     /// [`pending`](Wait::pending) or [`check`](Wait::check) after this and before parking, so a
     /// kill that came first is not missed.
     pub(crate) fn arm(&mut self, waker: impl FnOnce() -> Wake) {
-        if let Some(i) = self.thread.as_ref().and_then(Thread::interrupt) {
-            *i.waker() = Some(waker());
+        if let Some(i) = self.thread.as_deref().and_then(Thread::interrupt) {
+            *i.waker() = Armed {
+                wake: Some(waker()),
+                kept: 0,
+            };
             self.armed = true;
+        }
+    }
+
+    /// [`arm`](Wait::arm) for a wait on a registration that the same coroutine is likely to
+    /// wait on again next (a connection's socket), named by `key`: a key unique to that
+    /// registration for the life of the process, never 0. The waker stays in place after the
+    /// wait ends, and the next wait with the same key finds it there. This saves the second
+    /// visit per wait to the coroutine's interruption state, which a busy server pays for with
+    /// a cache miss.
+    ///
+    /// A waker left in place may later be woken by a kill while the coroutine is not waiting
+    /// on that registration; that only makes the registration's next wait return at once, to
+    /// try its operation again, which every greennet wait is ready for. A wait elsewhere arms
+    /// its own waker first, so a kill never wakes the wrong one while the coroutine waits.
+    pub(crate) fn arm_kept(&mut self, key: u64, waker: impl FnOnce() -> Wake) {
+        debug_assert_ne!(key, 0);
+        if let Some(i) = self.thread.as_deref().and_then(Thread::interrupt) {
+            let mut armed = i.waker();
+            if armed.kept != key || armed.wake.is_none() {
+                *armed = Armed {
+                    wake: Some(waker()),
+                    kept: key,
+                };
+            }
         }
     }
 
@@ -185,7 +258,7 @@ impl Wait {
         }
         if self
             .thread
-            .as_ref()
+            .as_deref()
             .and_then(Thread::interrupt)
             .is_some_and(Interrupt::killed)
         {
@@ -210,11 +283,11 @@ impl Wait {
     }
 }
 
-impl Drop for Wait {
+impl Drop for Wait<'_> {
     fn drop(&mut self) {
         if self.armed {
-            if let Some(i) = self.thread.as_ref().and_then(Thread::interrupt) {
-                *i.waker() = None;
+            if let Some(i) = self.thread.as_deref().and_then(Thread::interrupt) {
+                *i.waker() = Armed::default();
             }
         }
     }

@@ -277,6 +277,10 @@ fn serve(config: &Config, stream: TcpStream, peer: SocketAddr) {
     }
     let _ = stream.set_nodelay(true);
     let mut conn = Reader::new(stream);
+    // This coroutine serves the connection to its end, and timeouts a handler starts end when
+    // it returns, so the reads between requests can share one lookup of its interruption
+    // context (a kill still ends them).
+    conn.keep_interrupt_context();
     loop {
         match serve_one(config, &mut conn, peer) {
             Next::KeepAlive => continue,
@@ -667,9 +671,10 @@ pub(super) fn read_requests_for_fuzzing(data: &[u8]) {
             &mut self,
             buf: &mut [u8],
             deadline: impl FnOnce() -> Option<std::time::Instant>,
+            context: Option<&crate::interrupt::Snapshot>,
         ) -> io::Result<usize> {
             let n = buf.len().min(self.piece);
-            self.data.read_before(&mut buf[..n], deadline)
+            self.data.read_before(&mut buf[..n], deadline, context)
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::body::{Body, Inner};
+use crate::interrupt::Snapshot;
 use crate::net::TcpStream;
 
 /// The storage a connection's reads start with, and the room made whenever it runs short.
@@ -55,11 +56,13 @@ impl From<io::Error> for BodyError {
 /// A stream that can give up a read at a deadline.
 pub(crate) trait Source: Read {
     /// `read`, or `TimedOut` once the deadline has passed without data; `deadline` is asked
-    /// for it only if the read has to wait.
+    /// for it only if the read has to wait. `context` is the reading coroutine's interruption
+    /// context, if the reader keeps one.
     fn read_before(
         &mut self,
         buf: &mut [u8],
         deadline: impl FnOnce() -> Option<Instant>,
+        context: Option<&Snapshot>,
     ) -> io::Result<usize>;
 }
 
@@ -68,8 +71,9 @@ impl Source for TcpStream {
         &mut self,
         buf: &mut [u8],
         deadline: impl FnOnce() -> Option<Instant>,
+        context: Option<&Snapshot>,
     ) -> io::Result<usize> {
-        TcpStream::read_before(self, buf, deadline)
+        TcpStream::read_before(self, buf, deadline, context)
     }
 }
 
@@ -80,6 +84,7 @@ impl Source for &[u8] {
         &mut self,
         buf: &mut [u8],
         _: impl FnOnce() -> Option<Instant>,
+        _: Option<&Snapshot>,
     ) -> io::Result<usize> {
         self.read(buf)
     }
@@ -108,6 +113,9 @@ pub(crate) struct Reader<S> {
     end: usize,
     /// When reads give up with `TimedOut` (see [`Reader::set_deadline`]).
     deadline: Deadline,
+    /// The reading coroutine's interruption context, if it was kept (see
+    /// [`Reader::keep_interrupt_context`]).
+    context: Option<Snapshot>,
 }
 
 impl<S: Source> Reader<S> {
@@ -117,7 +125,17 @@ impl<S: Source> Reader<S> {
             buf: BytesMut::new(),
             end: 0,
             deadline: Deadline::None,
+            context: None,
         }
+    }
+
+    /// Keeps the calling coroutine's interruption context (its timeouts, and how a kill wakes
+    /// it) for all later reads, which then need not look it up each time they wait. Only for a
+    /// reader that no other coroutine uses, and while no timeout active now ends: the server
+    /// calls this at the start of a connection, which its coroutine serves to the end, and the
+    /// timeouts that handlers start end before the handler returns.
+    pub(crate) fn keep_interrupt_context(&mut self) {
+        self.context = Some(crate::interrupt::snapshot());
     }
 
     /// From now on, a read that would wait past `deadline` fails with `TimedOut` instead.
@@ -153,6 +171,7 @@ impl<S: Source> Reader<S> {
         let result = read_into(
             &mut self.inner,
             &mut self.deadline,
+            self.context.as_ref(),
             &mut self.buf[self.end..],
         );
         self.end += *result.as_ref().unwrap_or(&0);
@@ -276,7 +295,12 @@ impl<S: Source> Reader<S> {
                 // every few reads) and then copy.
                 let start = out.len();
                 out.resize(start + READ_SIZE, 0);
-                let read = read_into(&mut self.inner, &mut self.deadline, &mut out[start..]);
+                let read = read_into(
+                    &mut self.inner,
+                    &mut self.deadline,
+                    self.context.as_ref(),
+                    &mut out[start..],
+                );
                 out.truncate(start + *read.as_ref().unwrap_or(&0));
                 match read? {
                     0 => return Err(BodyError::Eof),
@@ -374,6 +398,7 @@ impl<S: Source> Reader<S> {
 fn read_into<S: Source>(
     inner: &mut S,
     deadline: &mut Deadline,
+    context: Option<&Snapshot>,
     buf: &mut [u8],
 ) -> io::Result<usize> {
     loop {
@@ -387,7 +412,7 @@ fn read_into<S: Source>(
                 at
             }
         };
-        match inner.read_before(buf, resolve) {
+        match inner.read_before(buf, resolve, context) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
         }

@@ -53,6 +53,7 @@ macro_rules! stream_io {
                 self.0.read_stream(
                     buf.len(),
                     || None,
+                    None,
                     |mut s| ::std::io::Read::read(&mut s, buf),
                 )
             }
@@ -65,6 +66,7 @@ macro_rules! stream_io {
                 self.0.read_stream(
                     len,
                     || None,
+                    None,
                     |mut s| ::std::io::Read::read_vectored(&mut s, bufs),
                 )
             }

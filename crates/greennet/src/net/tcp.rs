@@ -99,15 +99,18 @@ impl TcpStream {
     /// `read`, giving up at a deadline as well as at the read timeout: running out of this
     /// deadline is `TimedOut`. `deadline` is asked for it only if the read has to wait. For
     /// greennet's own protocol code, which needs a deadline per message without the cost of a
-    /// [`Timeout`](crate::timeout::Timeout) per read.
+    /// [`Timeout`](crate::timeout::Timeout) per read. `context` is the calling coroutine's
+    /// interruption context, if the caller keeps one (see [`crate::interrupt::Snapshot`]).
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn read_before(
         &self,
         buf: &mut [u8],
         deadline: impl FnOnce() -> Option<Instant>,
+        context: Option<&crate::interrupt::Snapshot>,
     ) -> io::Result<usize> {
-        self.0
-            .read_stream(buf.len(), deadline, |mut s| io::Read::read(&mut s, buf))
+        self.0.read_stream(buf.len(), deadline, context, |mut s| {
+            io::Read::read(&mut s, buf)
+        })
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm when `true`).
