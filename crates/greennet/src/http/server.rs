@@ -540,7 +540,9 @@ fn refusal(error: httparse::Error) -> StatusCode {
     }
 }
 
-/// Whether the start of a head that is not complete yet is well formed so far.
+/// Whether the start of a head that is not complete yet is well formed so far. Never inlined,
+/// so that its room for parsed fields (half a kilobyte) is not in the reader's stack frame.
+#[inline(never)]
 fn check_start(data: &[u8], max_headers: usize) -> Result<(), StatusCode> {
     with_parsed(data, max_headers, |parsed, _| {
         parsed.map(drop).map_err(refusal)
