@@ -867,7 +867,11 @@ fn a_timeout_around_serve_connection_ends_an_idle_connection() {
         let mut buf = Vec::new();
         conn.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!(read_response(&mut conn, &mut buf).unwrap().0, 200);
-        assert_eq!(fill(&mut conn, &mut buf), 0, "the connection should be closed");
+        assert_eq!(
+            fill(&mut conn, &mut buf),
+            0,
+            "the connection should be closed"
+        );
         let (timed_out, took) = serving.join().unwrap();
         assert!(timed_out, "serve_connection returned before its timeout");
         assert!(took >= Duration::from_millis(250), "{took:?}");

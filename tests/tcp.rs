@@ -416,3 +416,71 @@ fn sockets_have_std_auto_traits() {
     all::<std::net::TcpStream>();
     all::<std::os::unix::net::UnixDatagram>();
 }
+
+/// A handle keeps a copy of its blocking mode and read timeout between waits; a change made
+/// through a clone after the handle has waited must still reach its next read.
+#[green::test]
+fn settings_changed_through_a_clone_reach_a_handle_that_has_waited() {
+    // A change that does not arrive makes a read wait for ever: bound the whole test.
+    let (done_tx, done_rx) = greennet::sync::mpsc::channel::<()>();
+    let body = thread::spawn(move || {
+        settings_through_a_clone();
+        drop(done_tx);
+    });
+    if let Err(greennet::sync::mpsc::RecvTimeoutError::Timeout) =
+        done_rx.recv_timeout(Duration::from_secs(20))
+    {
+        panic!("a read did not see a setting changed through a clone");
+    }
+    body.join().unwrap();
+}
+
+fn settings_through_a_clone() {
+    let (mut client, mut server) = pair();
+    let clone = server.try_clone().unwrap();
+    let (ready_tx, ready_rx) = greennet::sync::mpsc::channel::<()>();
+    let writer = thread::spawn(move || {
+        for _ in 0..3 {
+            ready_rx.recv().unwrap();
+            client.write_all(b"x").unwrap();
+        }
+        client
+    });
+    // Reads that wait, each one short: the handle's copy of its settings is in use.
+    let mut buf = [0u8; 8];
+    for _ in 0..3 {
+        ready_tx.send(()).unwrap();
+        assert_eq!(server.read(&mut buf).unwrap(), 1);
+    }
+    let mut client = writer.join().unwrap();
+
+    clone.set_nonblocking(true).unwrap();
+    assert_eq!(
+        server.read(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    clone.set_nonblocking(false).unwrap();
+
+    clone
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let start = Instant::now();
+    assert_eq!(
+        server.read(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(90), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+
+    clone.set_read_timeout(None).unwrap();
+    let late = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(150));
+        client.write_all(b"y").unwrap();
+        client
+    });
+    // No timeout any more: the read waits for the late byte.
+    assert_eq!(server.read(&mut buf).unwrap(), 1);
+    assert_eq!(&buf[..1], b"y");
+    drop(late.join().unwrap());
+}

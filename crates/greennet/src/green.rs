@@ -56,6 +56,19 @@ pub(crate) enum Dir {
     Write,
 }
 
+/// Counts the changes of any handle's blocking mode or read timeout. Each handle keeps a copy
+/// of its own two (see `Green::mode`), good while this count is what it was when the copy
+/// was made: those settings change rarely, and reading them from the state the handle shares
+/// with its clones costs a busy server a cache miss per request, while this one count, read by
+/// every wait, stays in the cache.
+static MODE_CHANGES: AtomicU64 = AtomicU64::new(1);
+
+/// Notes a change of some handle's blocking mode or read timeout (see [`MODE_CHANGES`]), after
+/// the change itself.
+fn mode_changed() {
+    MODE_CHANGES.fetch_add(1, Ordering::SeqCst);
+}
+
 /// The state that `try_clone`d handles share, as the kernel shares it between std's clones.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -71,7 +84,9 @@ impl Shared {
     }
 
     pub(crate) fn set_nonblocking(&self, on: bool) {
-        self.nonblocking.store(on, Ordering::Relaxed);
+        if self.nonblocking.swap(on, Ordering::SeqCst) != on {
+            mode_changed();
+        }
     }
 
     fn timeout_cell(&self, dir: Dir) -> &AtomicU64 {
@@ -94,7 +109,10 @@ impl Shared {
         let ns = dur.map_or(0, |d| {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
         });
-        self.timeout_cell(dir).store(ns, Ordering::Relaxed);
+        let old = self.timeout_cell(dir).swap(ns, Ordering::SeqCst);
+        if dir == Dir::Read && old != ns {
+            mode_changed();
+        }
     }
 
     /// A fresh `Shared` for a socket adopted from elsewhere, taking over the timeouts the
@@ -325,7 +343,18 @@ impl Waits {
 pub(crate) struct Green<T: AsRawFd> {
     waits: OnceCell<Waits>,
     shared: Arc<Shared>,
+    /// A copy of what waits need from `shared` (see [`Green::mode`]): [`MODE_CHANGES`] when
+    /// it was made, shifted left by 2, then whether the handle has a read timeout (bit 1) and
+    /// whether it is in non-blocking mode (bit 0). 0 until the first copy.
+    mode: AtomicU64,
     inner: T,
+}
+
+/// What a wait needs to know of a handle's settings.
+#[derive(Clone, Copy)]
+struct Mode {
+    nonblocking: bool,
+    read_timeout: bool,
 }
 
 // may's registration holds timer state in a `RefCell`, which makes it `!RefUnwindSafe`. A panic
@@ -341,6 +370,7 @@ impl<T: AsRawFd> Green<T> {
         Green {
             waits: OnceCell::new(),
             shared,
+            mode: AtomicU64::new(0),
             inner,
         }
     }
@@ -351,6 +381,29 @@ impl<T: AsRawFd> Green<T> {
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Whether the handle is in non-blocking mode and has a read timeout, from the handle's
+    /// copy while no handle's settings have changed since it was made, or else from `shared`.
+    /// A change made before this is called is seen: it counts in [`MODE_CHANGES`] after it is
+    /// stored, and a copy made before the count was bumped no longer matches it.
+    #[inline]
+    fn mode(&self) -> Mode {
+        let changes = MODE_CHANGES.load(Ordering::SeqCst);
+        let kept = self.mode.load(Ordering::Relaxed);
+        if kept >> 2 == changes {
+            return Mode {
+                nonblocking: kept & 1 != 0,
+                read_timeout: kept & 2 != 0,
+            };
+        }
+        let mode = Mode {
+            nonblocking: self.shared.nonblocking(),
+            read_timeout: self.shared.timeout(Dir::Read).is_some(),
+        };
+        let copy = changes << 2 | u64::from(mode.read_timeout) << 1 | u64::from(mode.nonblocking);
+        self.mode.store(copy, Ordering::Relaxed);
+        mode
     }
 
     /// Gives the handle back, removing its registrations first.
@@ -394,7 +447,7 @@ impl<T: AsRawFd> Green<T> {
             .get()
             .map(|w| w.primary_waits.load(Ordering::SeqCst));
         match op(&self.inner) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.shared.nonblocking() => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.mode().nonblocking => {}
             done => return done,
         }
         self.wait_first(dir, until, context, seen, true, op)
@@ -412,10 +465,13 @@ impl<T: AsRawFd> Green<T> {
         attempted: bool,
         op: impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
-        let own = self
-            .shared
-            .timeout(dir)
-            .and_then(|t| Instant::now().checked_add(t));
+        let own = if dir == Dir::Read && !self.mode().read_timeout {
+            None
+        } else {
+            self.shared
+                .timeout(dir)
+                .and_then(|t| Instant::now().checked_add(t))
+        };
         let until = until();
         let deadline = match (own, until) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -472,7 +528,7 @@ impl<T: AsRawFd> Green<T> {
             Some(seen)
                 if cfg!(target_os = "linux")
                     && len > 0
-                    && !self.shared.nonblocking()
+                    && !self.mode().nonblocking
                     && may::coroutine::is_coroutine() =>
             {
                 self.wait_first(Dir::Read, until, context, Some(seen), false, read)
