@@ -186,6 +186,7 @@ pub(crate) struct Snapshot {
 }
 
 /// Takes a [`Snapshot`] of the current coroutine's interruption context.
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) fn snapshot() -> Snapshot {
     CONTEXT.with(|c| {
         let c = c.borrow();
